@@ -1,0 +1,240 @@
+"""Load lead exports, check they can be learned from, and split them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from leadml.errors import DataError
+from leadml.schema import datetime_series
+
+#: Like Dynamics 365's lead scoring, refuse to learn from fewer examples of either outcome.
+MIN_PER_CLASS = 40
+
+_POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "won", "converted", "closed won", "success")
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def is_database_url(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
+def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file, or run `query` against an SQLAlchemy database URL."""
+    text = str(source)
+    if is_database_url(text):
+        return _read_sql(text, query)
+    path = Path(text)
+    if not path.exists():
+        raise DataError(f"cannot read {path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"cannot read {path}: it is a folder; give a CSV or Parquet file")
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
+        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DataError(
+            f"cannot read {path} as {'Parquet' if path.suffix.lower() in PARQUET_SUFFIXES else 'CSV'}"
+            f": {first_line}; check the file format"
+        ) from None
+    if frame.empty:
+        raise DataError(f"{path} has no rows; export the leads again")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame
+
+
+def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV or Parquet file in chunks of at most `chunk_rows` rows."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"cannot read {path}: no such file; check the path")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        parquet = pq.ParquetFile(path)
+        for batch in parquet.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
+        return
+    try:
+        yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
+
+
+def _read_sql(url: str, query: str | None) -> pd.DataFrame:
+    if not query:
+        raise DataError(f"{url.split('://')[0]} URL given without a query; add --query 'SELECT ...'")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            frame = pd.read_sql_query(text(query), connection)
+    except (SQLAlchemyError, ImportError) as error:
+        first_line = str(error).splitlines()[0]
+        raise DataError(f"cannot run the query: {first_line}; check the URL and query") from None
+    if frame.empty:
+        raise DataError("the query returned no rows; check its WHERE clause")
+    return frame
+
+
+def _label_text(value: object) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip().lower()
+
+
+def default_positive_label(values: Sequence[object]) -> str | None:
+    """Guess the positive outcome among two target values (1, yes, true, won...)."""
+    labels = [_label_text(v) for v in values]
+    for word in _POSITIVE_WORDS:
+        if word in labels:
+            return word
+    return None
+
+
+def target_vector(series: pd.Series, positive: str | None) -> tuple[np.ndarray, str]:
+    """0/1 outcomes from a target column, and the positive label used."""
+    present = series.dropna()
+    distinct = sorted({_label_text(v) for v in present.unique()})
+    name = series.name
+    if len(distinct) != 2:
+        shown = ", ".join(distinct[:5]) + (" ..." if len(distinct) > 5 else "")
+        raise DataError(
+            f"target column {name!r} must have exactly two values, found {len(distinct)}"
+            f" ({shown}); choose a yes/no outcome column"
+        )
+    if positive is None:
+        positive = default_positive_label(distinct)
+        if positive is None:
+            raise DataError(
+                f"cannot tell which value of {name!r} means converted ({', '.join(distinct)});"
+                " pass --positive VALUE"
+            )
+    else:
+        positive = _label_text(positive)
+        if positive not in distinct:
+            raise DataError(
+                f"--positive {positive!r} is not a value of {name!r} ({', '.join(distinct)});"
+                " pass one of them"
+            )
+    labels = series.map(lambda v: np.nan if pd.isna(v) else _label_text(v))
+    if labels.isna().any():
+        raise DataError(
+            f"target column {name!r} is empty in {int(labels.isna().sum())} rows;"
+            " drop those rows or fill in the outcome"
+        )
+    return (labels == positive).to_numpy(dtype=int), positive
+
+
+def check_training_frame(
+    frame: pd.DataFrame,
+    target: str,
+    *,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    named_columns: Sequence[str] = (),
+) -> None:
+    """Refuse, with a one-line reason, a frame that cannot be learned from."""
+    columns = set(frame.columns)
+    if target not in columns:
+        raise DataError(
+            f"target column {target!r} not found; columns are: {_column_list(frame)}"
+        )
+    for option, column in (("--id-column", id_column), ("--time-column", time_column)):
+        if column is not None and column not in columns:
+            raise DataError(f"{option} {column!r} not found; columns are: {_column_list(frame)}")
+    for column in named_columns:
+        if column not in columns:
+            raise DataError(f"column {column!r} not found; columns are: {_column_list(frame)}")
+    if id_column is not None:
+        duplicated = frame[id_column].duplicated(keep=False)
+        if duplicated.any():
+            example = frame.loc[duplicated, id_column].iloc[0]
+            raise DataError(
+                f"{int(duplicated.sum())} rows share an id in {id_column!r} (e.g. {example!r});"
+                " remove duplicate leads before training"
+            )
+    if time_column is not None:
+        moments = datetime_series(frame[time_column])
+        if moments.notna().mean() < 0.9:
+            raise DataError(
+                f"--time-column {time_column!r} is not a date in"
+                f" {int(moments.isna().sum())} rows; give a column of dates"
+            )
+
+
+def check_class_counts(y: np.ndarray, minimum: int = MIN_PER_CLASS) -> None:
+    positives = int(y.sum())
+    negatives = int(len(y) - positives)
+    if positives < minimum or negatives < minimum:
+        raise DataError(
+            f"too few examples to learn from: {positives} converted and {negatives} not;"
+            f" at least {minimum} of each are needed"
+        )
+
+
+def _column_list(frame: pd.DataFrame, limit: int = 12) -> str:
+    names = [str(c) for c in frame.columns]
+    shown = ", ".join(names[:limit])
+    return shown + (f" (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row positions of each part of a training frame."""
+
+    fit: np.ndarray
+    calibrate: np.ndarray
+    holdout: np.ndarray
+    by_time: bool
+
+
+def split_leads(
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    time_column: str | None = None,
+    holdout_share: float = 0.2,
+    calibration_share: float = 0.2,
+    seed: int = 0,
+) -> Split:
+    """Hold out the most recent leads when a time column exists, else a stratified sample.
+
+    The calibration part is carved from what remains the same way, so the calibrator sees
+    leads the model did not learn from and, with time, leads closer to the future.
+    """
+    positions = np.arange(len(frame))
+    if time_column is not None:
+        moments = datetime_series(frame[time_column])
+        order = positions[np.argsort(moments.to_numpy(dtype="datetime64[ns]"), kind="stable")]
+        n_holdout = max(1, round(len(order) * holdout_share))
+        rest, holdout = order[:-n_holdout], order[-n_holdout:]
+        n_calibrate = max(1, round(len(rest) * calibration_share))
+        fit, calibrate = rest[:-n_calibrate], rest[-n_calibrate:]
+        for part, label in ((fit, "training"), (calibrate, "calibration"), (holdout, "holdout")):
+            if len(np.unique(y[part])) < 2:
+                raise DataError(
+                    f"the {label} part of the time split has only one outcome;"
+                    " train without --time-column or with more history"
+                )
+        return Split(np.sort(fit), np.sort(calibrate), np.sort(holdout), by_time=True)
+    rest, holdout = train_test_split(
+        positions, test_size=holdout_share, stratify=y, random_state=seed
+    )
+    fit, calibrate = train_test_split(
+        rest, test_size=calibration_share, stratify=y[rest], random_state=seed
+    )
+    return Split(np.sort(fit), np.sort(calibrate), np.sort(holdout), by_time=False)

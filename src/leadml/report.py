@@ -1,0 +1,65 @@
+"""Human-readable text about a training: the model card."""
+
+from __future__ import annotations
+
+from leadml.models import DESCRIPTIONS
+from leadml.train import TrainResult
+
+_METRIC_LABELS = {
+    "roc_auc": "ROC AUC",
+    "pr_auc": "PR AUC (average precision)",
+    "brier": "Brier score",
+    "log_loss": "log loss",
+    "ece": "expected calibration error",
+    "lift_top_decile": "lift in the top 10 %",
+    "base_rate": "conversion rate",
+}
+
+
+def model_card(result: TrainResult, model_name: str) -> str:
+    """A markdown model card: what the model is for, what it learned from, how good it is."""
+    schema = result.schema
+    lines = [
+        f"# Model card: {model_name}",
+        "",
+        f"Predicts the probability that a lead converts (`{schema.target}` ="
+        f" `{result.positive_label}`), calibrated so that marketing can set its MQL line on it.",
+        "",
+        "## Model",
+        f"- {DESCRIPTIONS.get(result.model_kind, result.model_kind)}",
+        f"- Selection: {result.selection_reason}",
+        f"- Calibration: {result.calibration_method}, on its own split of"
+        f" {result.split_sizes['calibrate']:,} leads",
+        f"- Trained at {result.trained_at} in {result.seconds:.1f} s",
+        "",
+        "## Data",
+        f"- Split {'by time (most recent leads held out)' if result.split_by_time else 'stratified'}:"
+        f" {result.split_sizes['fit']:,} fit, {result.split_sizes['calibrate']:,} calibrate,"
+        f" {result.split_sizes['holdout']:,} holdout",
+        f"- {len(schema.features)} features: {', '.join(schema.feature_names)}",
+        "",
+        "## Columns not used",
+        "",
+        "| column | why | detail |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {c.name} | {c.role.value} | {c.reason} |" for c in schema.dropped] or [
+        "| - | - | - |"
+    ]
+    if schema.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in schema.warnings]
+    lines += ["", "## Holdout performance", "", "| metric | value |", "| --- | --- |"]
+    lines += [
+        f"| {_METRIC_LABELS.get(k, k)} | {v:.4f} |"
+        for k, v in result.metrics.items()
+        if k in _METRIC_LABELS
+    ]
+    lines += [
+        "",
+        "## Limits",
+        "- Scores are only as good as the traits the CRM records before sales contact;"
+        " columns filled in after the outcome are excluded on purpose.",
+        "- Monitor realised conversion by grade; retrain when the lead mix or the offer changes.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,407 @@
+"""The lead schema: the one place that says what each column of a lead is.
+
+A `LeadSchema` is inferred from a CRM export at training time, saved with the model, and read back
+by everything that touches a lead afterwards: the feature encoder, the MLflow signature, the API's
+request models and the web pages.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+#: Values a CRM writes when nobody answered. Compared after stripping and lower-casing.
+DEFAULT_PLACEHOLDERS: tuple[str, ...] = (
+    "",
+    "select",
+    "n/a",
+    "na",
+    "nan",
+    "none",
+    "null",
+    "unknown",
+    "not provided",
+    "not specified",
+    "-",
+    "--",
+    "?",
+)
+
+TRUE_WORDS = frozenset({"yes", "y", "true", "t", "1", "1.0"})
+FALSE_WORDS = frozenset({"no", "n", "false", "f", "0", "0.0"})
+
+#: Share of distinct values above which a text column is an identifier, not a trait.
+ID_UNIQUE_SHARE = 0.9
+#: A category seen fewer times than this in training is folded into "other".
+MIN_CATEGORY_COUNT = 5
+#: At most this many categories are kept per column; the rest are folded into "other".
+MAX_CATEGORIES = 200
+
+DATETIME_PARTS = ("weekday", "hour", "month")
+
+
+class Role(StrEnum):
+    """What a column is to the model."""
+
+    NUMERIC = "numeric"
+    CATEGORICAL = "categorical"
+    BOOLEAN = "boolean"
+    DATETIME = "datetime"
+    # Roles below are not used as features; `ColumnSpec.reason` says why.
+    TARGET = "target"
+    ID = "id"
+    CONSTANT = "constant"
+    EMPTY = "empty"
+    LEAKAGE = "leakage"
+    EXCLUDED = "excluded"
+
+
+FEATURE_ROLES = frozenset({Role.NUMERIC, Role.CATEGORICAL, Role.BOOLEAN, Role.DATETIME})
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One column of a lead export and what leadml does with it."""
+
+    name: str
+    role: Role
+    #: Known categories, most frequent first (categorical columns only).
+    categories: tuple[str, ...] = ()
+    #: A lead must carry this field to be scored (it was never missing in training).
+    required: bool = False
+    #: Share of training rows where the value was missing (placeholders included).
+    missing_share: float = 0.0
+    #: A numeric column that only ever held whole numbers.
+    integer: bool = False
+    #: Why the column is not a feature (for non-feature roles), or a warning about it.
+    reason: str = ""
+    #: Evidence behind `reason`, e.g. {"single_column_auc": 0.97}.
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_feature(self) -> bool:
+        return self.role in FEATURE_ROLES
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["role"] = self.role.value
+        data["categories"] = list(self.categories)
+        data["evidence"] = dict(self.evidence)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnSpec:
+        return cls(
+            name=str(data["name"]),
+            role=Role(data["role"]),
+            categories=tuple(str(c) for c in data.get("categories", ())),
+            required=bool(data.get("required", False)),
+            missing_share=float(data.get("missing_share", 0.0)),
+            integer=bool(data.get("integer", False)),
+            reason=str(data.get("reason", "")),
+            evidence=dict(data.get("evidence", {})),
+        )
+
+
+@dataclass(frozen=True)
+class LeadSchema:
+    """Column roles of one lead export, with the target and its positive value."""
+
+    columns: tuple[ColumnSpec, ...]
+    target: str
+    positive_label: str
+    id_column: str | None = None
+    time_column: str | None = None
+    placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
+    warnings: tuple[str, ...] = ()
+
+    # -- views ---------------------------------------------------------------------------------
+    @property
+    def features(self) -> tuple[ColumnSpec, ...]:
+        return tuple(c for c in self.columns if c.is_feature)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c.name for c in self.features]
+
+    @property
+    def dropped(self) -> tuple[ColumnSpec, ...]:
+        return tuple(c for c in self.columns if not c.is_feature and c.role is not Role.TARGET)
+
+    def column(self, name: str) -> ColumnSpec:
+        for spec in self.columns:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def by_role(self, role: Role) -> list[str]:
+        return [c.name for c in self.columns if c.role is role]
+
+    def with_roles(self, changes: Mapping[str, tuple[Role, str, Mapping[str, Any]]]) -> LeadSchema:
+        """A copy where the named columns get a new role, reason and evidence."""
+        columns = []
+        for spec in self.columns:
+            if spec.name in changes:
+                role, reason, evidence = changes[spec.name]
+                spec = replace(spec, role=role, reason=reason, evidence=dict(evidence))
+            columns.append(spec)
+        return replace(self, columns=tuple(columns))
+
+    def with_warnings(self, warnings: Iterable[str]) -> LeadSchema:
+        return replace(self, warnings=(*self.warnings, *warnings))
+
+    # -- JSON round trip -----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "positive_label": self.positive_label,
+            "id_column": self.id_column,
+            "time_column": self.time_column,
+            "placeholders": list(self.placeholders),
+            "warnings": list(self.warnings),
+            "columns": [c.to_dict() for c in self.columns],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LeadSchema:
+        return cls(
+            columns=tuple(ColumnSpec.from_dict(c) for c in data["columns"]),
+            target=str(data["target"]),
+            positive_label=str(data["positive_label"]),
+            id_column=data.get("id_column"),
+            time_column=data.get("time_column"),
+            placeholders=tuple(data.get("placeholders", DEFAULT_PLACEHOLDERS)),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=_json_default)
+
+    @classmethod
+    def from_json(cls, text: str) -> LeadSchema:
+        return cls.from_dict(json.loads(text))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+# -- value cleaning ----------------------------------------------------------------------------
+def normalise_placeholders(placeholders: Iterable[str]) -> frozenset[str]:
+    return frozenset(p.strip().lower() for p in placeholders)
+
+
+def is_missing(value: Any, placeholders: frozenset[str]) -> bool:
+    """True for None, NaN, NaT and placeholder answers such as "Select"."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if isinstance(value, str):
+        return value.strip().lower() in placeholders
+    return False
+
+
+def blank_placeholders(series: pd.Series, placeholders: frozenset[str]) -> pd.Series:
+    """The series with placeholder answers turned into missing values."""
+    if not (
+        pd.api.types.is_object_dtype(series.dtype) or pd.api.types.is_string_dtype(series.dtype)
+    ):
+        return series
+    as_text = series.astype("string").str.strip()
+    placeholder_mask = as_text.str.lower().isin(placeholders).fillna(False).astype(bool)
+    return as_text.mask(placeholder_mask)
+
+
+def parse_boolean(value: Any) -> float:
+    """1.0 for yes/true/1, 0.0 for no/false/0, NaN otherwise."""
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating):
+        if isinstance(value, float | np.floating) and math.isnan(value):
+            return math.nan
+        return float(value) if value in (0, 1) else math.nan
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return 1.0
+        if word in FALSE_WORDS:
+            return 0.0
+    return math.nan
+
+
+def boolean_series(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(float)
+    if pd.api.types.is_numeric_dtype(series.dtype):
+        numbers = series.astype(float)
+        return numbers.where(numbers.isin([0.0, 1.0]))
+    words = series.astype("string").str.strip().str.lower()
+    result = pd.Series(np.nan, index=series.index, dtype=float)
+    result[words.isin(TRUE_WORDS).fillna(False).astype(bool)] = 1.0
+    result[words.isin(FALSE_WORDS).fillna(False).astype(bool)] = 0.0
+    return result
+
+
+def numeric_series(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.astype(float)
+    return pd.to_numeric(series, errors="coerce").astype(float)
+
+
+def datetime_series(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        parsed = series
+    else:
+        parsed = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed
+
+
+def datetime_feature_names(column: str) -> list[str]:
+    return [f"{column}__{part}" for part in DATETIME_PARTS]
+
+
+# -- inference ---------------------------------------------------------------------------------
+def _looks_boolean(values: pd.Series) -> bool:
+    distinct = {str(v).strip().lower() for v in values.unique()}
+    return 1 <= len(distinct) <= 2 and distinct <= (TRUE_WORDS | FALSE_WORDS)
+
+
+def _looks_datetime(values: pd.Series, name: str) -> bool:
+    sample = values.head(500)
+    if pd.api.types.is_datetime64_any_dtype(sample.dtype):
+        return True
+    if not (pd.api.types.is_object_dtype(sample.dtype) or pd.api.types.is_string_dtype(sample.dtype)):
+        return False
+    text = sample.astype(str)
+    # Dates have digits and separators; plain words never parse, so skip the costly parse.
+    if not text.str.contains(r"\d{4}-\d{1,2}-\d{1,2}|\d{1,2}/\d{1,2}/\d{2,4}", regex=True).all():
+        return False
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+    return bool(parsed.notna().mean() > 0.95)
+
+
+def infer_column(
+    name: str,
+    raw: pd.Series,
+    placeholders: frozenset[str],
+    *,
+    max_categories: int = MAX_CATEGORIES,
+    min_category_count: int = MIN_CATEGORY_COUNT,
+) -> ColumnSpec:
+    """Infer one column's role from its values (placeholders count as missing)."""
+    series = blank_placeholders(raw, placeholders)
+    present = series.dropna()
+    n_rows = len(series)
+    missing_share = float(1 - len(present) / n_rows) if n_rows else 1.0
+    required = missing_share == 0.0
+    if present.empty:
+        return ColumnSpec(name, Role.EMPTY, missing_share=missing_share, reason="always missing")
+    n_distinct = int(present.nunique())
+    if n_distinct == 1:
+        return ColumnSpec(
+            name,
+            Role.CONSTANT,
+            missing_share=missing_share,
+            reason=f"a single value ({present.iloc[0]!r}) in every row that has one",
+        )
+    if _looks_boolean(present):
+        return ColumnSpec(name, Role.BOOLEAN, required=required, missing_share=missing_share)
+    numbers = pd.to_numeric(present, errors="coerce")
+    if pd.api.types.is_numeric_dtype(present.dtype) or numbers.notna().mean() > 0.98:
+        whole = numbers.dropna()
+        return ColumnSpec(
+            name,
+            Role.NUMERIC,
+            required=required,
+            missing_share=missing_share,
+            integer=bool((whole == np.round(whole)).all()),
+        )
+    if _looks_datetime(present, name):
+        return ColumnSpec(name, Role.DATETIME, required=required, missing_share=missing_share)
+    unique_share = n_distinct / len(present)
+    if unique_share >= ID_UNIQUE_SHARE and len(present) >= 20:
+        return ColumnSpec(
+            name,
+            Role.ID,
+            missing_share=missing_share,
+            reason=f"identifier-like: {unique_share:.0%} of values are distinct",
+            evidence={"unique_share": round(unique_share, 4)},
+        )
+    counts = present.astype(str).value_counts()
+    kept = counts[counts >= min_category_count].head(max_categories)
+    if kept.empty:
+        kept = counts.head(max_categories)
+    return ColumnSpec(
+        name,
+        Role.CATEGORICAL,
+        categories=tuple(str(c) for c in kept.index),
+        required=required,
+        missing_share=missing_share,
+    )
+
+
+def _id_like_numeric(series: pd.Series) -> bool:
+    """Sequential or unique integers (lead numbers) carry no trait of the lead."""
+    numbers = pd.to_numeric(series, errors="coerce").dropna()
+    if len(numbers) < 20 or not (numbers == numbers.round()).all():
+        return False
+    return bool(numbers.nunique() / len(numbers) >= 0.99)
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    target: str,
+    positive_label: str,
+    *,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    exclude: Sequence[str] = (),
+    placeholders: Sequence[str] = DEFAULT_PLACEHOLDERS,
+) -> LeadSchema:
+    """Infer the role of every column of a lead export.
+
+    Leakage is not decided here: `leadml.leakage` looks at the outcome and moves columns to
+    `Role.LEAKAGE` afterwards.
+    """
+    placeholder_set = normalise_placeholders(placeholders)
+    columns: list[ColumnSpec] = []
+    for name in frame.columns:
+        name = str(name)
+        if name == target:
+            columns.append(ColumnSpec(name, Role.TARGET))
+        elif name == id_column:
+            columns.append(ColumnSpec(name, Role.ID, reason="the id column named by the user"))
+        elif name in exclude:
+            columns.append(ColumnSpec(name, Role.EXCLUDED, reason="excluded by the user"))
+        else:
+            spec = infer_column(name, frame[name], placeholder_set)
+            if spec.role is Role.NUMERIC and _id_like_numeric(frame[name]):
+                spec = replace(
+                    spec,
+                    role=Role.ID,
+                    required=False,
+                    reason="identifier-like: distinct whole numbers in every row",
+                )
+            if name == time_column and spec.role is not Role.DATETIME:
+                spec = replace(spec, role=Role.DATETIME, required=spec.missing_share == 0.0)
+            columns.append(spec)
+    return LeadSchema(
+        columns=tuple(columns),
+        target=target,
+        positive_label=str(positive_label),
+        id_column=id_column,
+        time_column=time_column,
+        placeholders=tuple(placeholders),
+    )

@@ -1,0 +1,48 @@
+"""Settings from the environment (prefix LEADML_) or a .env file; the one place that reads them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_MODEL_NAME = "lead-scoring"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEADML_", env_file=".env", extra="ignore")
+
+    tracking_uri: str = Field(
+        default=DEFAULT_TRACKING_URI,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "LEADML_TRACKING_URI"),
+        description="MLflow tracking and registry URI.",
+    )
+    experiment: str = Field(default="leadml", description="MLflow experiment name.")
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, description="Registered model name.")
+    model_alias: str = Field(default="champion", description="Registry alias the API serves.")
+    model_uri: str | None = Field(
+        default=None,
+        description="Serve this model instead (a models/<name> folder or an MLflow URI).",
+    )
+    models_dir: Path = Field(default=Path("models"), description="Where exported models live.")
+    database_url: str = Field(
+        default="sqlite:///leadml.db", description="App state: SQLite file or PostgreSQL URL."
+    )
+    api_keys: str = Field(
+        default="",
+        description="Comma-separated 'role:sha256hex' entries (roles: scorer, admin).",
+    )
+    allow_anonymous: bool = Field(
+        default=False, description="Serve without API keys (local demos only)."
+    )
+    max_batch_leads: int = Field(default=1000, ge=1, description="Most leads in one batch call.")
+    max_body_bytes: int = Field(default=5_000_000, ge=1024, description="Largest request body.")
+    reload_interval_seconds: float = Field(
+        default=30.0, ge=0, description="Poll the registry alias this often (0 = never)."
+    )
+
+    @property
+    def serving_uri(self) -> str:
+        return self.model_uri or f"models:/{self.model_name}@{self.model_alias}"

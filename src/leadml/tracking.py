@@ -1,0 +1,267 @@
+"""The one module that writes to MLflow: log a training run, register it, move aliases."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from matplotlib.figure import Figure
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from leadml.bundle import Bundle, ModelInfo, copy_bundle, library_versions, read_bundle, write_bundle
+from leadml.errors import ModelError
+from leadml.evaluate import (
+    holdout_metrics,
+    plot_calibration,
+    plot_cumulative_gains,
+    plot_precision_recall,
+    plot_roc,
+)
+from leadml.mlflow_model import BUNDLE_ARTIFACT, LeadScoringModel, input_example, signature_for
+from leadml.report import model_card
+from leadml.train import TrainResult
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+MODEL_ARTIFACT = "model"
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    run_id: str
+    name: str
+    version: str
+    model_uri: str
+
+
+@dataclass(frozen=True)
+class Promotion:
+    promoted: bool
+    name: str
+    version: str
+    previous: str | None
+    reason: str
+
+
+def use_tracking(tracking_uri: str) -> None:
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+@contextmanager
+def _mlflow_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except MlflowException as error:
+        first_line = str(error.message).splitlines()[0] if error.message else str(error)
+        raise ModelError(f"cannot {action}: {first_line}") from None
+
+
+def _save_figure(figure: Figure, path: Path) -> Path:
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+def log_training(
+    result: TrainResult,
+    *,
+    model_name: str,
+    experiment: str = "leadml",
+    data_source: str = "",
+) -> LoggedModel:
+    """One MLflow run per training: params, metrics, plots, reports, the model; then register."""
+    with _mlflow_errors("log the training to MLflow"):
+        mlflow.set_experiment(experiment)
+        with mlflow.start_run(run_name=f"{model_name}-{result.model_kind}") as run:
+            mlflow.log_params(
+                {
+                    **{k: json.dumps(v) if isinstance(v, list) else v for k, v in result.config.params().items()},
+                    "model_kind": result.model_kind,
+                    "calibration": result.calibration_method,
+                    "n_features": len(result.schema.features),
+                    "data_source": data_source,
+                }
+            )
+            mlflow.log_metrics({f"holdout_{k}": v for k, v in result.metrics.items()})
+            for score in result.selection:
+                mlflow.log_metrics(
+                    {
+                        f"cv_{score.name}_roc_auc": score.roc_auc,
+                        f"cv_{score.name}_pr_auc": score.pr_auc,
+                        f"cv_{score.name}_log_loss": score.log_loss,
+                    }
+                )
+            mlflow.set_tags(
+                {
+                    "leadml.model_kind": result.model_kind,
+                    "leadml.target": result.schema.target,
+                    "leadml.excluded_leakage": ",".join(result.leakage.excluded()),
+                }
+            )
+            card = model_card(result, model_name)
+            mlflow.log_dict(result.schema.to_dict(), "schema.json")
+            mlflow.log_dict(result.report(), "report.json")
+            mlflow.log_dict(_leakage_dict(result), "leakage.json")
+            mlflow.log_text(card, "model_card.md")
+            with tempfile.TemporaryDirectory() as scratch:
+                folder = Path(scratch)
+                result.gains.to_csv(folder / "gains.csv", index=False)
+                mlflow.log_artifact(str(folder / "gains.csv"))
+                for name, plot in (
+                    ("roc.png", plot_roc),
+                    ("precision_recall.png", plot_precision_recall),
+                    ("calibration.png", plot_calibration),
+                    ("cumulative_gains.png", plot_cumulative_gains),
+                ):
+                    figure = plot(result.holdout_y, result.holdout_proba)
+                    mlflow.log_artifact(str(_save_figure(figure, folder / name)), "plots")
+                bundle_dir = folder / BUNDLE_ARTIFACT
+                info = ModelInfo(
+                    name=model_name,
+                    kind=result.model_kind,
+                    trained_at=result.trained_at,
+                    schema=result.schema,
+                    metrics=result.metrics,
+                    calibration=result.calibration_method,
+                    selection_reason=result.selection_reason,
+                    reference_quantiles=tuple(float(q) for q in result.reference_quantiles),
+                    libraries=library_versions(),
+                    pipeline_sha256="",
+                    run_id=run.info.run_id,
+                )
+                write_bundle(
+                    bundle_dir,
+                    pipeline=result.pipeline,
+                    info=info,
+                    holdout=result.holdout,
+                    holdout_y=result.holdout_y,
+                    holdout_proba=result.holdout_proba,
+                )
+                logged = mlflow.pyfunc.log_model(
+                    name=MODEL_ARTIFACT,
+                    python_model=LeadScoringModel(),
+                    artifacts={BUNDLE_ARTIFACT: str(bundle_dir)},
+                    signature=signature_for(result.schema),
+                    input_example=input_example(result.schema, result.holdout),
+                    registered_model_name=model_name,
+                    pip_requirements=[f"{k}=={v}" for k, v in library_versions().items() if k not in ("python", "leadml")],
+                )
+        version = str(logged.registered_model_version)
+        client = MlflowClient()
+        client.set_registered_model_alias(model_name, CHALLENGER, version)
+        client.update_model_version(model_name, version, description=card.split("\n## ")[0])
+    return LoggedModel(
+        run_id=run.info.run_id,
+        name=model_name,
+        version=version,
+        model_uri=f"models:/{model_name}/{version}",
+    )
+
+
+def _leakage_dict(result: TrainResult) -> dict[str, object]:
+    return {
+        "findings": [
+            {
+                "column": f.column,
+                "verdict": f.verdict,
+                "reason": f.reason,
+                "evidence": dict(f.evidence),
+            }
+            for f in result.leakage.findings
+        ],
+        "single_column_auc": result.leakage.single_column_auc,
+    }
+
+
+def resolve_version(model_uri: str) -> tuple[str, str]:
+    """(name, version) of a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI."""
+    if not model_uri.startswith("models:/"):
+        raise ModelError(f"{model_uri} is not a registry URI; use models:/NAME@ALIAS")
+    reference = model_uri[len("models:/") :]
+    client = MlflowClient()
+    with _mlflow_errors(f"find {model_uri} in the registry"):
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+            return name, str(version.version)
+        name, _, number = reference.partition("/")
+        return name, str(client.get_model_version(name, number).version)
+
+
+def load_bundle_from_mlflow(model_uri: str, tracking_uri: str | None = None) -> Bundle:
+    """Download a registered model and open the leadml bundle inside it (sha256 checked)."""
+    if tracking_uri:
+        use_tracking(tracking_uri)
+    name, version = resolve_version(model_uri) if model_uri.startswith("models:/") else ("", "")
+    with _mlflow_errors(f"download {model_uri}"):
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"models:/{name}/{version}" if name else model_uri
+            )
+        )
+    bundle = read_bundle(local / "artifacts" / BUNDLE_ARTIFACT)
+    if name:
+        info = bundle.info
+        bundle = Bundle(
+            pipeline=bundle.pipeline,
+            info=ModelInfo(**{**vars(info), "name": name, "version": version}),
+            folder=bundle.folder,
+        )
+    return bundle
+
+
+def _alias_version(name: str, alias: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def promote(
+    model_name: str, *, force: bool = False, metric: str = "roc_auc", tolerance: float = 0.0
+) -> Promotion:
+    """Move `champion` to the challenger if it is at least as good on the champion's holdout."""
+    challenger = _alias_version(model_name, CHALLENGER)
+    if challenger is None:
+        raise ModelError(f"{model_name} has no {CHALLENGER}; run leadml train first")
+    champion = _alias_version(model_name, CHAMPION)
+    client = MlflowClient()
+    if champion == challenger:
+        return Promotion(False, model_name, challenger, champion, "the challenger is already champion")
+    if champion is None or force:
+        reason = "no champion yet" if champion is None else "forced"
+        with _mlflow_errors("move the champion alias"):
+            client.set_registered_model_alias(model_name, CHAMPION, challenger)
+        return Promotion(True, model_name, challenger, champion, reason)
+    champion_bundle = load_bundle_from_mlflow(f"models:/{model_name}/{champion}")
+    challenger_bundle = load_bundle_from_mlflow(f"models:/{model_name}/{challenger}")
+    outcome, _, leads = champion_bundle.holdout_parts()
+    old = holdout_metrics(outcome, champion_bundle.pipeline.predict_proba(leads)[:, 1])
+    new = holdout_metrics(outcome, challenger_bundle.pipeline.predict_proba(leads)[:, 1])
+    lower_is_better = metric in ("brier", "log_loss", "ece")
+    gain = (old[metric] - new[metric]) if lower_is_better else (new[metric] - old[metric])
+    summary = (
+        f"on the champion's holdout ({len(outcome):,} leads) {metric} is {new[metric]:.4f} for"
+        f" v{challenger} vs {old[metric]:.4f} for v{champion}"
+    )
+    if gain >= -tolerance:
+        with _mlflow_errors("move the champion alias"):
+            client.set_registered_model_alias(model_name, CHAMPION, challenger)
+        return Promotion(True, model_name, challenger, champion, f"promoted: {summary}")
+    return Promotion(
+        False, model_name, challenger, champion, f"kept v{champion}: {summary} (use --force to override)"
+    )
+
+
+def export_model(model_uri: str, models_dir: Path) -> Path:
+    """Copy a registered model's bundle to `models_dir/<name>/` for scoring without MLflow."""
+    bundle = load_bundle_from_mlflow(model_uri)
+    target = models_dir / bundle.info.name
+    copy_bundle(bundle.folder, target, name=bundle.info.name, version=bundle.info.version)
+    return target
