@@ -6,17 +6,19 @@ Errors a user can fix are one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import numpy as np
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from leadml.errors import DataError, LeadmlError
 from leadml.settings import Settings
@@ -261,22 +263,34 @@ def _default_model(settings: Settings) -> str:
     return settings.serving_uri
 
 
+def _quiet_libraries() -> None:
+    """MLflow's progress bars and INFO lines would bury leadml's own output."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+    # The pyfunc wrapper is pickled on purpose; MLflow warns about every such model.
+    logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; a user's mistake is one line and exit code 2."""
+    _quiet_libraries()
     command = typer.main.get_command(app)
     try:
         command.main(args=argv, prog_name="leadml", standalone_mode=False)
-    except click.exceptions.UsageError as error:
-        where = f"leadml {error.ctx.info_name}" if error.ctx and error.ctx.info_name != "leadml" else "leadml"
-        _fail(f"{error.format_message()} (see '{where} --help')")
     except LeadmlError as error:
         _fail(str(error))
-    except click.exceptions.Abort:
-        _fail("aborted", code=130)
-    except click.exceptions.Exit as exit_:
-        sys.exit(exit_.exit_code)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", code=130)
+    except typer.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except TyperException as error:
+        # Typer's own parsing errors (missing option, bad value): same one-line form.
+        context = getattr(error, "ctx", None)
+        name = getattr(context, "command_path", "leadml") or "leadml"
+        _fail(f"{error.format_message()} (see '{name} --help')")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from leadml import demo
+from leadml.errors import DataError
+from leadml.schema import Role
+from leadml.train import TrainResult, select_candidate, train_model, CandidateScore
+from conftest import demo_config
+
+
+def permutation_drop(result: TrainResult, column: str, seed: int = 0) -> float:
+    leads = result.holdout.copy()
+    base = roc_auc_score(result.holdout_y, result.holdout_proba)
+    leads[column] = leads[column].sample(frac=1.0, random_state=seed).to_numpy()
+    shuffled = result.pipeline.predict_proba(leads)[:, 1]
+    return float(base - roc_auc_score(result.holdout_y, shuffled))
+
+
+def test_post_outcome_column_is_found_and_excluded(demo_result: TrainResult) -> None:
+    schema = demo_result.schema
+    assert schema.column("sales_status").role is Role.LEAKAGE
+    assert "sales_status" in demo_result.leakage.excluded()
+    assert schema.column("sales_status").evidence
+    excluded = {c["column"]: c for c in demo_result.report()["columns_excluded"]}
+    assert excluded["sales_status"]["reason"] == "leakage"
+
+
+def test_honest_strong_traits_are_kept(demo_result: TrainResult) -> None:
+    for trait in demo.STRONGEST_TRAITS:
+        assert demo_result.schema.column(trait).is_feature, trait
+
+
+def test_recovers_the_strongest_ground_truth_traits(demo_result: TrainResult) -> None:
+    drops = {
+        column: permutation_drop(demo_result, column)
+        for column in demo_result.schema.feature_names
+    }
+    top = sorted(drops, key=drops.__getitem__, reverse=True)[: len(demo.STRONGEST_TRAITS) + 1]
+    assert set(demo.STRONGEST_TRAITS) <= set(top), drops
+    assert drops["newsletter_opt_in"] < 0.01
+
+
+def test_probabilities_are_calibrated(demo_result: TrainResult) -> None:
+    assert demo_result.metrics["ece"] < 0.05
+    assert abs(demo_result.holdout_proba.mean() - demo_result.holdout_y.mean()) < 0.04
+
+
+def test_gradient_boosting_beats_logistic_on_the_nonlinear_truth(
+    demo_result: TrainResult,
+) -> None:
+    scores = {s.name: s for s in demo_result.selection}
+    assert scores["lightgbm"].roc_auc > scores["logistic"].roc_auc + 0.005
+    assert scores["lightgbm"].log_loss < scores["logistic"].log_loss
+    assert scores["lightgbm"].pr_auc > scores["logistic"].pr_auc
+    assert demo_result.model_kind == "lightgbm"
+    assert "lightgbm chosen" in demo_result.selection_reason
+
+
+def test_close_scores_prefer_the_simpler_model() -> None:
+    chosen, reason = select_candidate(
+        [
+            CandidateScore("logistic", 0.8, 0.600, 0.4, 0.01, 1.0),
+            CandidateScore("lightgbm", 0.8, 0.603, 0.4, 0.01, 1.0),
+        ]
+    )
+    assert chosen == "logistic" and "easier to explain" in reason
+
+
+def test_report_has_what_a_machine_needs(demo_result: TrainResult) -> None:
+    report = demo_result.report()
+    for key in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile"):
+        assert 0 <= report["metrics"][key] < 10
+    assert report["model"] == demo_result.model_kind
+    assert set(report["columns_used"]) == set(demo_result.schema.feature_names)
+    reasons = {c["column"]: c["reason"] for c in report["columns_excluded"]}
+    assert reasons["lead_id"] == "id"
+    assert report["split"]["by_time"] is True
+    assert len(report["gains"]) == 10
+
+
+# -- behavioural tests of the trained model (invariance, direction, minimum functionality) --
+def test_invariance_to_the_lead_id_and_unused_columns(demo_result: TrainResult) -> None:
+    leads = demo_result.holdout.head(200).copy()
+    before = demo_result.pipeline.predict_proba(leads)[:, 1]
+    leads["lead_id"] = [f"other-{i}" for i in range(len(leads))]
+    leads["sales_status"] = "Closed - Won"
+    after = demo_result.pipeline.predict_proba(leads)[:, 1]
+    np.testing.assert_array_equal(before, after)
+
+
+def test_direction_requesting_a_demo_raises_the_chance(demo_result: TrainResult) -> None:
+    leads = demo_result.holdout.head(300).copy()
+    leads["requested_demo"] = "No"
+    without = demo_result.pipeline.predict_proba(leads)[:, 1]
+    leads["requested_demo"] = "Yes"
+    with_demo = demo_result.pipeline.predict_proba(leads)[:, 1]
+    assert (with_demo >= without - 1e-9).mean() > 0.95
+    assert with_demo.mean() > without.mean() + 0.1
+
+
+def test_minimum_functionality_hot_lead_beats_cold_lead(demo_result: TrainResult) -> None:
+    hot = {
+        "lead_source": "Referral",
+        "job_level": "VP",
+        "company_size": "201-1000",
+        "time_on_site_sec": 900,
+        "requested_demo": "Yes",
+        "days_since_last_activity": 0,
+        "email_clicks": 4,
+    }
+    cold = {
+        "lead_source": "Social",
+        "job_level": "Student",
+        "company_size": "1-10",
+        "time_on_site_sec": 10,
+        "requested_demo": "No",
+        "days_since_last_activity": 60,
+        "email_clicks": 0,
+    }
+    proba = demo_result.pipeline.predict_proba(pd.DataFrame([hot, cold]))[:, 1]
+    assert proba[0] > 0.6 > 0.1 > proba[1]
+
+
+def test_refuses_data_without_enough_outcomes(demo_frame: pd.DataFrame) -> None:
+    few = pd.concat(
+        [demo_frame[demo_frame.converted == 1].head(10), demo_frame[demo_frame.converted == 0]]
+    )
+    with pytest.raises(DataError, match="at least 40 of each"):
+        train_model(few, demo_config())
+
+
+def test_keep_overrides_the_leakage_guard(demo_frame: pd.DataFrame) -> None:
+    result = train_model(
+        demo_frame.head(1500), demo_config(keep=("sales_status",), candidates=("logistic",))
+    )
+    assert result.schema.column("sales_status").is_feature
+    assert any("sales_status" in w for w in result.schema.warnings)
