@@ -23,7 +23,9 @@ from leadml.data import split_leads, target_vector
 from leadml.schema import Role, blank_placeholders, normalise_placeholders
 from leadml.train import TrainConfig, train_model
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "x_education_leads.csv"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "x_education_leads.csv"
+)
 
 
 def lightgbm_frame(frame: pd.DataFrame, result_schema) -> pd.DataFrame:  # type: ignore[no-untyped-def]
@@ -57,7 +59,9 @@ def main() -> None:
         features = lightgbm_frame(frame, result.schema)
         baseline = LGBMClassifier(verbose=-1, random_state=seed, n_jobs=1)
         baseline.fit(features.iloc[learn], y[learn])
-        baseline_auc = roc_auc_score(y[split.holdout], baseline.predict_proba(features.iloc[split.holdout])[:, 1])
+        baseline_auc = roc_auc_score(
+            y[split.holdout], baseline.predict_proba(features.iloc[split.holdout])[:, 1]
+        )
         rows.append(
             {
                 "seed": seed,

@@ -13,10 +13,9 @@ import pytest
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
 
-from pg import postgres_url, store_url  # noqa: E402, F401
-
-from leadml import demo  # noqa: E402
-from leadml.train import TrainConfig, TrainResult, train_model  # noqa: E402
+from leadml import demo
+from leadml.train import TrainConfig, TrainResult, train_model
+from pg import postgres_url, store_url  # noqa: F401
 
 DEMO_ROWS = 6000
 

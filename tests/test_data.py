@@ -33,7 +33,12 @@ def test_reads_csv_parquet_and_sql(tmp_path: Path, demo_frame: pd.DataFrame) -> 
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(None, "no such file"), ("", "empty"), ("a,b\n", "no rows"), (b"\x89PNG\x00\xff", "cannot read")],
+    [
+        (None, "no such file"),
+        ("", "empty"),
+        ("a,b\n", "no rows"),
+        (b"\x89PNG\x00\xff", "cannot read"),
+    ],
 )
 def test_unreadable_files_are_one_line_errors(
     tmp_path: Path, content: str | bytes | None, message: str
@@ -123,7 +128,9 @@ def test_stratified_split_keeps_the_rate() -> None:
 
 def test_time_split_holds_out_the_most_recent() -> None:
     rng = np.random.default_rng(0)
-    when = pd.Series(pd.date_range("2024-01-01", periods=500, freq="D")).sample(frac=1, random_state=1)
+    when = pd.Series(pd.date_range("2024-01-01", periods=500, freq="D")).sample(
+        frac=1, random_state=1
+    )
     frame = pd.DataFrame({"when": when.astype(str).to_numpy()})
     y = rng.integers(0, 2, 500)
     split = split_leads(frame, y, time_column="when")

@@ -83,14 +83,23 @@ def test_promotion_compares_on_the_champions_holdout(trained: TrainedModel) -> N
     )
     logged = log_training(weaker, model_name=trained.model_name, experiment="tests")
     client = MlflowClient()
-    assert str(client.get_model_version_by_alias(trained.model_name, CHALLENGER).version) == logged.version
+    assert (
+        str(client.get_model_version_by_alias(trained.model_name, CHALLENGER).version)
+        == logged.version
+    )
     decision = promote(trained.model_name)
     assert not decision.promoted
     assert "kept" in decision.reason and "roc_auc" in decision.reason
-    assert str(client.get_model_version_by_alias(trained.model_name, CHAMPION).version) == trained.version
+    assert (
+        str(client.get_model_version_by_alias(trained.model_name, CHAMPION).version)
+        == trained.version
+    )
     forced = promote(trained.model_name, force=True)
     assert forced.promoted
-    assert str(client.get_model_version_by_alias(trained.model_name, CHAMPION).version) == logged.version
+    assert (
+        str(client.get_model_version_by_alias(trained.model_name, CHAMPION).version)
+        == logged.version
+    )
     client.set_registered_model_alias(trained.model_name, CHAMPION, trained.version)
     client.set_registered_model_alias(trained.model_name, CHALLENGER, trained.version)
 

@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from conftest import demo_config
 from leadml import demo
 from leadml.errors import DataError
 from leadml.schema import Role
-from leadml.train import TrainResult, select_candidate, train_model, CandidateScore
-from conftest import demo_config
+from leadml.train import CandidateScore, TrainResult, select_candidate, train_model
 
 
 def permutation_drop(result: TrainResult, column: str, seed: int = 0) -> float:
@@ -36,8 +36,7 @@ def test_honest_strong_traits_are_kept(demo_result: TrainResult) -> None:
 
 def test_recovers_the_strongest_ground_truth_traits(demo_result: TrainResult) -> None:
     drops = {
-        column: permutation_drop(demo_result, column)
-        for column in demo_result.schema.feature_names
+        column: permutation_drop(demo_result, column) for column in demo_result.schema.feature_names
     }
     top = sorted(drops, key=drops.__getitem__, reverse=True)[: len(demo.STRONGEST_TRAITS) + 1]
     assert set(demo.STRONGEST_TRAITS) <= set(top), drops

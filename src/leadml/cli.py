@@ -57,7 +57,9 @@ ModelName = Annotated[
 @app.command("demo-data")
 def demo_data(
     output: Annotated[Path, typer.Option("-o", "--output", help="CSV or Parquet file to write.")],
-    rows: Annotated[int, typer.Option("--rows", help="Number of leads (100 to 10,000,000).")] = 5000,
+    rows: Annotated[
+        int, typer.Option("--rows", help="Number of leads (100 to 10,000,000).")
+    ] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same leads.")] = 0,
 ) -> None:
     """Write synthetic leads with a known ground truth (see leadml.demo)."""
@@ -76,13 +78,16 @@ def train(
     target: Annotated[str, typer.Option("--target", help="Outcome column, e.g. Converted.")],
     positive: Annotated[
         str | None,
-        typer.Option("--positive", help="Value of the target that means converted (e.g. 1, yes, won)."),
+        typer.Option(
+            "--positive", help="Value of the target that means converted (e.g. 1, yes, won)."
+        ),
     ] = None,
     query: Annotated[
         str | None, typer.Option("--query", help="SQL query to run when --data is a database URL.")
     ] = None,
     id_column: Annotated[
-        str | None, typer.Option("--id-column", help="Column that identifies a lead (never a feature).")
+        str | None,
+        typer.Option("--id-column", help="Column that identifies a lead (never a feature)."),
     ] = None,
     time_column: Annotated[
         str | None,
@@ -93,7 +98,9 @@ def train(
     ] = None,
     keep: Annotated[
         list[str] | None,
-        typer.Option("--keep", help="Column to keep even if the leakage guard flags it (repeatable)."),
+        typer.Option(
+            "--keep", help="Column to keep even if the leakage guard flags it (repeatable)."
+        ),
     ] = None,
     placeholder: Annotated[
         list[str] | None,
@@ -178,17 +185,21 @@ def promote(
         float, typer.Option("--tolerance", help="How much worse the challenger may be.")
     ] = 0.0,
     models_dir: Annotated[
-        Path | None, typer.Option("--models-dir", help="Export the champion here (default models/).")
+        Path | None,
+        typer.Option("--models-dir", help="Export the champion here (default models/)."),
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Make the challenger champion if it is at least as good, and export it to models/."""
     from leadml.evaluate import holdout_metrics
-    from leadml.tracking import CHAMPION, export_model, promote as promote_model, use_tracking
+    from leadml.tracking import CHAMPION, export_model, use_tracking
+    from leadml.tracking import promote as promote_model
 
     allowed = set(holdout_metrics(np.array([0, 1]), np.array([0.2, 0.8])))
     if metric not in allowed - {"n", "base_rate"}:
-        raise DataError(f"--metric {metric!r} is unknown; use one of roc_auc, pr_auc, brier, log_loss, ece")
+        raise DataError(
+            f"--metric {metric!r} is unknown; use one of roc_auc, pr_auc, brier, log_loss, ece"
+        )
     settings = _settings(tracking_uri)
     use_tracking(settings.tracking_uri)
     name = model_name or settings.model_name
@@ -224,7 +235,10 @@ def score(
     parts: list[pd.DataFrame] = []
     first_row = 0
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TimeElapsedColumn(),
         console=console,
     ) as bar:
         task = bar.add_task("scoring", total=None)

@@ -74,7 +74,9 @@ def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
 
 def _read_sql(url: str, query: str | None) -> pd.DataFrame:
     if not query:
-        raise DataError(f"{url.split('://')[0]} URL given without a query; add --query 'SELECT ...'")
+        raise DataError(
+            f"{url.split('://')[0]} URL given without a query; add --query 'SELECT ...'"
+        )
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -150,9 +152,7 @@ def check_training_frame(
     """Refuse, with a one-line reason, a frame that cannot be learned from."""
     columns = set(frame.columns)
     if target not in columns:
-        raise DataError(
-            f"target column {target!r} not found; columns are: {_column_list(frame)}"
-        )
+        raise DataError(f"target column {target!r} not found; columns are: {_column_list(frame)}")
     for option, column in (("--id-column", id_column), ("--time-column", time_column)):
         if column is not None and column not in columns:
             raise DataError(f"{option} {column!r} not found; columns are: {_column_list(frame)}")

@@ -8,15 +8,15 @@ How a lead converts (the ground truth)
 The chance that a lead converts is ``sigmoid(true_log_odds(frame))``; the log-odds is a sum of
 effects of the columns the model can see, in plain words:
 
-* **time_on_site_sec** (strong, saturating with a hinge): the first minute on the site counts for
-  nothing (bounces); after that each extra minute helps less than the one before, close to the
-  full +2.0 after about seven minutes: ``2.0 * (1 - exp(-max(t - 60, 0) / 120))``.
+* **requested_demo** (strong): asking for a demo adds +2.2.
 * **job_level x company_size** (strong, an interaction): Directors, VPs and C-Levels at
   companies of 51 people or more get +2.3; the same titles at smaller companies get nothing
   extra (their own effect is even slightly negative), and larger companies alone slightly lower
   the odds (-0.2 to -0.4), so neither column tells much without the other. Students convert
   badly (-1.6) whatever the company; a missing job level costs -0.4.
-* **requested_demo** (strong): asking for a demo adds +2.2.
+* **time_on_site_sec** (strong, saturating with a hinge): the first minute on the site counts for
+  nothing (bounces); after that each extra minute helps less than the one before, close to the
+  full +2.0 after about seven minutes: ``2.0 * (1 - exp(-max(t - 60, 0) / 120))``.
 * **days_since_last_activity** (moderate, decaying): a lead gone quiet loses fast at first and
   then levels off, down to -1.3: ``-1.3 * (1 - exp(-days / 8))``.
 * **lead_source** (moderate): Referral +0.6, Partner +0.5, Webinar +0.4, Trade Show +0.3,
@@ -71,7 +71,7 @@ ID_COLUMN = "lead_id"
 TIME_COLUMN = "created_at"
 LEAKY_COLUMNS: tuple[str, ...] = ("sales_status", "lead_quality")
 #: The traits with the largest true effect, strongest first.
-STRONGEST_TRAITS: tuple[str, ...] = ("time_on_site_sec", "job_level", "requested_demo")
+STRONGEST_TRAITS: tuple[str, ...] = ("requested_demo", "job_level", "time_on_site_sec")
 
 MIN_ROWS = 100
 MAX_ROWS = 10_000_000

@@ -52,13 +52,11 @@ def input_example(schema: LeadSchema, leads: pd.DataFrame, rows: int = 3) -> pd.
     for spec in schema.features:
         if spec.role is Role.NUMERIC:
             numbers = pd.to_numeric(example[spec.name], errors="coerce")
-            example[spec.name] = numbers.astype(
-                "int64" if _mlflow_type(spec) == "long" else float
-            )
+            example[spec.name] = numbers.astype("int64" if _mlflow_type(spec) == "long" else float)
         else:
-            example[spec.name] = example[spec.name].map(
-                lambda v: None if pd.isna(v) else str(v)
-            ).astype(object)
+            example[spec.name] = (
+                example[spec.name].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
+            )
     return example
 
 

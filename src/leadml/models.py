@@ -74,9 +74,7 @@ def logistic_head(preparer: LeadPreparer, positive_rate: float, seed: int) -> Pi
             ("encode", encode),
             (
                 "classify",
-                LogisticRegression(
-                    C=0.5, max_iter=3000, class_weight=_class_weight(positive_rate)
-                ),
+                LogisticRegression(C=0.5, max_iter=3000, class_weight=_class_weight(positive_rate)),
             ),
         ]
     )
@@ -105,7 +103,11 @@ def lightgbm_head(
 
 
 def make_head(
-    name: CandidateName, preparer: LeadPreparer, positive_rate: float, seed: int = 0, n_rows: int = 0
+    name: CandidateName,
+    preparer: LeadPreparer,
+    positive_rate: float,
+    seed: int = 0,
+    n_rows: int = 0,
 ) -> Any:
     """The estimator that follows the preparer for candidate `name`."""
     if name == "logistic":

@@ -282,7 +282,9 @@ def _looks_datetime(values: pd.Series, name: str) -> bool:
     sample = values.head(500)
     if pd.api.types.is_datetime64_any_dtype(sample.dtype):
         return True
-    if not (pd.api.types.is_object_dtype(sample.dtype) or pd.api.types.is_string_dtype(sample.dtype)):
+    if not (
+        pd.api.types.is_object_dtype(sample.dtype) or pd.api.types.is_string_dtype(sample.dtype)
+    ):
         return False
     text = sample.astype(str)
     # Dates have digits and separators; plain words never parse, so skip the costly parse.

@@ -62,7 +62,7 @@ def _record_errors(
 ) -> list[FieldError]:
     errors: list[FieldError] = []
     for spec in schema.features:
-        value = record.get(spec.name)
+        value: Any = record.get(spec.name)
         if is_missing(value, placeholders):
             if spec.required:
                 errors.append(FieldError(spec.name, "is required", row))
@@ -79,7 +79,9 @@ def _record_errors(
             if math.isinf(number):
                 errors.append(FieldError(spec.name, "must be a finite number", row))
         elif spec.role is Role.BOOLEAN and math.isnan(parse_boolean(value)):
-            errors.append(FieldError(spec.name, f"must be yes/no or true/false, got {value!r}", row))
+            errors.append(
+                FieldError(spec.name, f"must be yes/no or true/false, got {value!r}", row)
+            )
         elif spec.role is Role.DATETIME:
             try:
                 pd.Timestamp(value)
@@ -94,7 +96,9 @@ def validate_records(records: Sequence[Mapping[str, Any]], schema: LeadSchema) -
     placeholders = normalise_placeholders(schema.placeholders)
     errors: list[FieldError] = []
     for row, record in enumerate(records):
-        errors.extend(_record_errors(record, schema, placeholders, row if len(records) > 1 else None))
+        errors.extend(
+            _record_errors(record, schema, placeholders, row if len(records) > 1 else None)
+        )
     if errors:
         raise LeadValidationError(errors)
 

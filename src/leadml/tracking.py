@@ -14,7 +14,14 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from leadml.bundle import Bundle, ModelInfo, copy_bundle, library_versions, read_bundle, write_bundle
+from leadml.bundle import (
+    Bundle,
+    ModelInfo,
+    copy_bundle,
+    library_versions,
+    read_bundle,
+    write_bundle,
+)
 from leadml.errors import ModelError
 from leadml.evaluate import (
     holdout_metrics,
@@ -81,7 +88,10 @@ def log_training(
         with mlflow.start_run(run_name=f"{model_name}-{result.model_kind}") as run:
             mlflow.log_params(
                 {
-                    **{k: json.dumps(v) if isinstance(v, list) else v for k, v in result.config.params().items()},
+                    **{
+                        k: json.dumps(v) if isinstance(v, list) else v
+                        for k, v in result.config.params().items()
+                    },
                     "model_kind": result.model_kind,
                     "calibration": result.calibration_method,
                     "n_features": len(result.schema.features),
@@ -150,7 +160,11 @@ def log_training(
                     signature=signature_for(result.schema),
                     input_example=input_example(result.schema, result.holdout),
                     registered_model_name=model_name,
-                    pip_requirements=[f"{k}=={v}" for k, v in library_versions().items() if k not in ("python", "leadml")],
+                    pip_requirements=[
+                        f"{k}=={v}"
+                        for k, v in library_versions().items()
+                        if k not in ("python", "leadml")
+                    ],
                 )
         version = str(logged.registered_model_version)
         client = MlflowClient()
@@ -233,7 +247,9 @@ def promote(
     champion = _alias_version(model_name, CHAMPION)
     client = MlflowClient()
     if champion == challenger:
-        return Promotion(False, model_name, challenger, champion, "the challenger is already champion")
+        return Promotion(
+            False, model_name, challenger, champion, "the challenger is already champion"
+        )
     if champion is None or force:
         reason = "no champion yet" if champion is None else "forced"
         with _mlflow_errors("move the champion alias"):
@@ -255,7 +271,11 @@ def promote(
             client.set_registered_model_alias(model_name, CHAMPION, challenger)
         return Promotion(True, model_name, challenger, champion, f"promoted: {summary}")
     return Promotion(
-        False, model_name, challenger, champion, f"kept v{champion}: {summary} (use --force to override)"
+        False,
+        model_name,
+        challenger,
+        champion,
+        f"kept v{champion}: {summary} (use --force to override)",
     )
 
 

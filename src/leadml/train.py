@@ -197,7 +197,11 @@ def select_candidate(scores: Sequence[CandidateScore]) -> tuple[str, str]:
     best = max(scores, key=lambda s: s.pr_auc)
     simple = next((s for s in scores if s.name == "logistic"), None)
     others = ", ".join(f"{s.name} {s.pr_auc:.3f}" for s in scores if s is not best)
-    if simple is not None and best is not simple and best.pr_auc - simple.pr_auc < PREFER_SIMPLE_WITHIN:
+    if (
+        simple is not None
+        and best is not simple
+        and best.pr_auc - simple.pr_auc < PREFER_SIMPLE_WITHIN
+    ):
         return simple.name, (
             f"logistic chosen: its CV PR AUC {simple.pr_auc:.3f} is within"
             f" {PREFER_SIMPLE_WITHIN} of {best.name}'s {best.pr_auc:.3f}, and it is easier to explain"

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# `make demo`: demo data -> train -> register in MLflow -> promote -> score -> MQL policy -> serve.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LEADML=.venv/bin/leadml
+DATA=${DEMO_DIR:-demo}
+mkdir -p "$DATA"
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1. Demo leads with a known ground truth (see src/leadml/demo.py)"
+$LEADML demo-data --rows 20000 --seed 42 -o "$DATA/leads.csv"
+$LEADML demo-data --rows 2000 --seed 7 -o "$DATA/new_leads.csv"
+
+step "2. Train: schema, leakage guard, CV, calibration, holdout; logged to MLflow (mlflow.db)"
+$LEADML train --data "$DATA/leads.csv" --target converted --id-column lead_id \
+  --time-column created_at --report-json "$DATA/report.json"
+
+step "3. Promote the challenger to champion and export it to models/"
+$LEADML promote
+
+step "4. Score new leads: a ranked list for sales"
+$LEADML score "$DATA/new_leads.csv" -o "$DATA/ranked_leads.csv"
+head -n 6 "$DATA/ranked_leads.csv"
+
+if $LEADML threshold --help >/dev/null 2>&1; then
+  step "5. The MQL line: sales can work 200 of 1,500 leads a week"
+  $LEADML threshold --policy capacity --per-week 200 --leads-per-week 1500 --apply \
+    --reason "make demo: sales capacity"
+fi
+
+if $LEADML serve --help >/dev/null 2>&1; then
+  HOST=${HOST:-127.0.0.1}
+  PORT=${PORT:-8000}
+  step "6. Serving the API and pages (Ctrl-C to stop)"
+  echo "  API docs:     http://$HOST:$PORT/docs"
+  echo "  Ranked leads: http://$HOST:$PORT/"
+  echo "  Model:        http://$HOST:$PORT/v1/model"
+  echo "  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+  LEADML_ALLOW_ANONYMOUS=true exec $LEADML serve --host "$HOST" --port "$PORT"
+fi
