@@ -216,10 +216,10 @@ def test_strongest_traits_move_the_true_log_odds_most(leads: pd.DataFrame) -> No
         auc_drop[column] = base_auc - roc_auc_score(leads[TARGET], log_odds)
     others = [c for c in shift if c not in STRONGEST_TRAITS]
     assert 3 <= len(STRONGEST_TRAITS) <= 4
-    for measure in (shift, auc_drop):
+    for measure, margin in ((shift, 1.3), (auc_drop, 2.0)):
         weakest_strong = min(measure[c] for c in STRONGEST_TRAITS)
         strongest_other = max(measure[c] for c in others)
-        assert weakest_strong > 1.3 * strongest_other, measure
+        assert weakest_strong > margin * strongest_other, measure
     for no_effect in ("newsletter_opt_in", "campaign", "web_visits", "email_opens"):
         assert shift[no_effect] == 0.0, no_effect
 

@@ -20,11 +20,12 @@ def permutation_drop(result: TrainResult, column: str, seed: int = 0) -> float:
     return float(base - roc_auc_score(result.holdout_y, shuffled))
 
 
-def test_post_outcome_column_is_found_and_excluded(demo_result: TrainResult) -> None:
+def test_post_outcome_columns_are_found_and_excluded(demo_result: TrainResult) -> None:
     schema = demo_result.schema
-    assert schema.column("sales_status").role is Role.LEAKAGE
-    assert "sales_status" in demo_result.leakage.excluded()
-    assert schema.column("sales_status").evidence
+    assert set(demo_result.leakage.excluded()) == set(demo.LEAKY_COLUMNS)
+    for column in demo.LEAKY_COLUMNS:
+        assert schema.column(column).role is Role.LEAKAGE
+        assert schema.column(column).evidence
     excluded = {c["column"]: c for c in demo_result.report()["columns_excluded"]}
     assert excluded["sales_status"]["reason"] == "leakage"
 
@@ -52,7 +53,7 @@ def test_gradient_boosting_beats_logistic_on_the_nonlinear_truth(
     demo_result: TrainResult,
 ) -> None:
     scores = {s.name: s for s in demo_result.selection}
-    assert scores["lightgbm"].roc_auc > scores["logistic"].roc_auc + 0.005
+    assert scores["lightgbm"].roc_auc > scores["logistic"].roc_auc + 0.01
     assert scores["lightgbm"].log_loss < scores["logistic"].log_loss
     assert scores["lightgbm"].pr_auc > scores["logistic"].pr_auc
     assert demo_result.model_kind == "lightgbm"
