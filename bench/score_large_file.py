@@ -41,9 +41,8 @@ def main() -> None:
     WORK.mkdir(exist_ok=True)
     big = WORK / f"leads_{args.rows}.parquet"
     if not big.exists():
-        print(
-            f"writing {args.rows:,} demo leads: {leadml('demo-data', '--rows', str(args.rows), '-o', big.name):.1f} s"
-        )
+        seconds, peak = leadml("demo-data", "--rows", str(args.rows), "-o", big.name)
+        print(f"wrote {args.rows:,} demo leads in {seconds:.1f} s (peak RSS {peak:,.0f} MiB)")
     if not (WORK / "models" / "lead-scoring").exists():
         leadml("demo-data", "--rows", "20000", "--seed", "3", "-o", "train.csv")
         leadml("train", "--data", "train.csv", "--target", "converted", "--id-column", "lead_id")
