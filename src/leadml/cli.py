@@ -277,6 +277,221 @@ def _default_model(settings: Settings) -> str:
     return settings.serving_uri
 
 
+# --------------------------------------------------------------------------- threshold (MQL line)
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _share(value: float | None, decimals: int = 1) -> str:
+    if value is None or value != value:  # NaN
+        return "-"
+    return f"{value * 100:.{decimals}f} %"
+
+
+def _amount(value: float | None, decimals: int = 1) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:,.{decimals}f}"
+
+
+def _print_threshold_rows(rows: pd.DataFrame, context: dict) -> None:
+    weekly = context["leads_per_week"] is not None
+    valued = context["deal_value"] is not None and context["cost_per_contact"] is not None
+    table = Table(title="cut-offs around the MQL line (holdout)", show_header=True)
+    for name in ("", "cut-off", "MQL share", "precision", "recall", "lift"):
+        table.add_column(name, justify="right")
+    if weekly:
+        table.add_column("MQLs/week", justify="right")
+        table.add_column("conv./week", justify="right")
+    if valued:
+        table.add_column("value/lead", justify="right")
+    for row in rows.to_dict(orient="records"):
+        cells = [
+            ">" if row["chosen"] else "",
+            f"{row['cutoff']:.4f}",
+            _share(row["mql_share"]),
+            _share(row["precision"]),
+            _share(row["recall"]),
+            _amount(row["lift"], 2),
+        ]
+        if weekly:
+            cells += [_amount(row["mqls_per_week"]), _amount(row["expected_conversions_per_week"])]
+        if valued:
+            cells.append(_amount(row["expected_value_per_lead"], 2))
+        table.add_row(*cells, style="bold" if row["chosen"] else None)
+    console.print(table)
+
+
+def _print_intervals(cutoff: float, expected: dict) -> None:
+    """Precision, recall and MQL volume at the cut-off, with their bootstrap intervals."""
+    console.print(
+        f"at the cut-off {cutoff:.4f}, {expected['level']:.0%} bootstrap intervals"
+        f" ({expected['n_holdout']:,} holdout leads, base rate {_share(expected['base_rate'])}):"
+    )
+    for name, label in (
+        ("precision", "precision"),
+        ("recall", "recall"),
+        ("mql_share", "MQL share"),
+    ):
+        low, high = expected["intervals"][name]
+        console.print(f"  {label:<9} {_share(expected[name])} ({_share(low)} to {_share(high)})")
+    weekly = expected["context"]["leads_per_week"]
+    if weekly is not None:
+        low, high = (share * weekly for share in expected["intervals"]["mql_share"])
+        console.print(
+            f"  MQLs a week {expected['mqls_per_week']:,.0f} ({low:,.0f} to {high:,.0f})"
+            f" of {weekly:,.0f} leads"
+        )
+
+
+def _print_grades(grades: pd.DataFrame) -> None:
+    table = Table(title="grades (holdout)", show_header=True)
+    for name in ("grade", "probability", "leads", "conversion rate", "of conversions"):
+        table.add_column(name, justify="right")
+    for row in grades.to_dict(orient="records"):
+        table.add_row(
+            str(row["grade"]),
+            f"{row['lower_bound']:.3f} to {row['upper_bound']:.3f}",
+            _share(row["share_of_leads"]),
+            _share(row["conversion_rate"]),
+            _share(row["share_of_conversions"]),
+        )
+    console.print(table)
+
+
+@app.command()
+def threshold(
+    policy: Annotated[
+        str,
+        typer.Option("--policy", help="capacity, min_precision, min_recall, max_value or fixed."),
+    ],
+    per_week: Annotated[
+        float | None, typer.Option("--per-week", help="capacity: leads sales can work a week.")
+    ] = None,
+    leads_per_week: Annotated[
+        float | None,
+        typer.Option("--leads-per-week", help="New leads a week (capacity; weekly figures)."),
+    ] = None,
+    min_precision: Annotated[
+        float | None,
+        typer.Option("--min-precision", help="min_precision: share of MQLs to convert, e.g. 0.6."),
+    ] = None,
+    min_recall: Annotated[
+        float | None,
+        typer.Option("--min-recall", help="min_recall: share of conversions to capture, e.g. 0.8."),
+    ] = None,
+    deal_value: Annotated[
+        float | None, typer.Option("--deal-value", help="max_value: what a won deal is worth.")
+    ] = None,
+    cost_per_contact: Annotated[
+        float | None,
+        typer.Option("--cost-per-contact", help="max_value: what working one lead costs."),
+    ] = None,
+    basis: Annotated[
+        str | None,
+        typer.Option("--basis", help="max_value: observed (default) or calibrated."),
+    ] = None,
+    cutoff: Annotated[
+        float | None, typer.Option("--cutoff", help="fixed: the probability cut-off.")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="models/<name> folder or MLflow URI (default: the champion)."),
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Store the policy as the model's new MQL policy.")
+    ] = False,
+    set_by: Annotated[
+        str | None, typer.Option("--set-by", help="Who sets it (default: your OS user).")
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the history.")] = "",
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="App database (default: $LEADML_DATABASE_URL)."),
+    ] = None,
+    model_name: ModelName = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Resolve an MQL policy on the model's holdout: the table around it, intervals, grades."""
+    from leadml.policy import Context as PolicyContext
+    from leadml.policy import PolicyBook, load_holdout, policy_from_options, preview_policy
+    from leadml.scoring import Scorer
+    from leadml.store import Store
+
+    given = {
+        "per_week": per_week,
+        "leads_per_week": leads_per_week,
+        "min_precision": min_precision,
+        "min_recall": min_recall,
+        "deal_value": deal_value,
+        "cost_per_contact": cost_per_contact,
+        "cutoff": cutoff,
+    }
+    chosen = policy_from_options(policy, given, basis=basis)
+    settings = _settings(tracking_uri)
+    if model_name:
+        settings = settings.model_copy(update={"model_name": model_name})
+    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
+    context = PolicyContext(leads_per_week, deal_value, cost_per_contact)
+    preview = preview_policy(holdout, chosen, context=context)
+    console.print(
+        f"{scorer.info.name} v{scorer.info.version or '?'}: {chosen.kind} policy"
+        f" {json.dumps({k: v for k, v in chosen.to_dict().items() if k != 'kind'})}"
+    )
+    _print_threshold_rows(preview.rows, preview.context.to_dict())
+    _print_intervals(preview.cutoff, preview.expected())
+    _print_grades(preview.grades)
+    console.print(preview.sentence)
+    if not apply:
+        console.print("nothing stored; add --apply to make it the MQL policy")
+        return
+    store = Store.from_url(database_url or settings.database_url)
+    try:
+        store.migrate()
+        book = PolicyBook(store, holdout_loader=lambda _: holdout)
+        record = book.set(
+            scorer,
+            chosen,
+            set_by=set_by or _os_user(),
+            reason=reason,
+            leads_per_week=leads_per_week,
+            deal_value=deal_value,
+            cost_per_contact=cost_per_contact,
+        )
+    finally:
+        store.close()
+    console.print(
+        f"stored as MQL policy version {record.version} of {record.model_name}"
+        f" (cut-off {record.cutoff:.4f}, set by {record.set_by})"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Worker processes; each loads the model and polls the alias."
+        ),
+    ] = 1,
+) -> None:
+    """Serve the scoring API on the model the settings (LEADML_*) point to."""
+    import uvicorn
+
+    # A string reference: leadml never imports the api package itself.
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
 def _quiet_libraries() -> None:
     """MLflow's progress bars and INFO lines would bury leadml's own output."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")

@@ -12,7 +12,9 @@ DEFAULT_MODEL_NAME = "lead-scoring"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LEADML_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="LEADML_", env_file=".env", extra="ignore", populate_by_name=True
+    )
 
     tracking_uri: str = Field(
         default=DEFAULT_TRACKING_URI,
@@ -41,6 +43,11 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=5_000_000, ge=1024, description="Largest request body.")
     reload_interval_seconds: float = Field(
         default=30.0, ge=0, description="Poll the registry alias this often (0 = never)."
+    )
+    policy_refresh_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="The API re-reads the MQL policy this often (0 = on every request).",
     )
 
     @property
