@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -32,6 +33,7 @@ from leadml.evaluate import (
 )
 from leadml.mlflow_model import BUNDLE_ARTIFACT, LeadScoringModel, input_example, signature_for
 from leadml.report import model_card
+from leadml.threshold import threshold_table
 from leadml.train import TrainResult
 
 CHALLENGER = "challenger"
@@ -123,6 +125,10 @@ def log_training(
                 folder = Path(scratch)
                 result.gains.to_csv(folder / "gains.csv", index=False)
                 mlflow.log_artifact(str(folder / "gains.csv"))
+                for path, artifact_dir in write_threshold_artifacts(
+                    folder, result.holdout_y, result.holdout_proba
+                ):
+                    mlflow.log_artifact(str(path), artifact_dir)
                 for name, plot in (
                     ("roc.png", plot_roc),
                     ("precision_recall.png", plot_precision_recall),
@@ -176,6 +182,30 @@ def log_training(
         version=version,
         model_uri=f"models:/{model_name}/{version}",
     )
+
+
+def write_threshold_artifacts(
+    folder: Path, y_true: np.ndarray, proba: np.ndarray
+) -> list[tuple[Path, str | None]]:
+    """Write the holdout threshold table (CSV) and chart (PNG) into `folder`.
+
+    Returns (file, MLflow artifact folder) pairs: the table goes next to gains.csv, the chart
+    under plots/. The chart marks the default MQL line.
+    """
+    from leadml.policy import DEFAULT_TOP_SHARE, Holdout, default_preview, plot_threshold_chart
+
+    folder.mkdir(parents=True, exist_ok=True)
+    table_path = folder / "threshold_table.csv"
+    threshold_table(y_true, proba).to_csv(table_path, index=False)
+    default_cutoff = default_preview(Holdout(y_true.astype(np.int64), proba), n_boot=1).cutoff
+    chart = plot_threshold_chart(
+        y_true,
+        proba,
+        cutoff=default_cutoff,
+        cutoff_label=f"default MQL line: top {DEFAULT_TOP_SHARE:.0%}",
+    )
+    chart_path = _save_figure(chart, folder / "threshold.png")
+    return [(table_path, None), (chart_path, "plots")]
 
 
 def _leakage_dict(result: TrainResult) -> dict[str, object]:

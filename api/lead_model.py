@@ -1,0 +1,382 @@
+"""The request body of a lead, generated from the trained model's LeadSchema.
+
+One source of truth: the fields, their types, which are required and the known categories all come
+from the schema saved with the model, so a new model version brings its own request model. Types:
+
+- numeric -> number (integer when training only saw whole numbers); true/false is refused;
+- boolean -> true/false, or the words "Yes"/"No" (also yes/no, y/n, 1/0);
+- categorical -> text; known categories are listed in the JSON schema, any other text is scored
+  as "other" (numbers are accepted and read as text);
+- datetime -> ISO 8601 text; a time zone is converted to UTC;
+- a placeholder answer ("Select", "N/A", "", ... see the schema) or null means missing: allowed
+  for an optional field, refused for a required one;
+- the id field (`lead_id` unless the model names another) is optional and echoed back;
+- other columns the model knows but does not use (leakage, ids, constants) are accepted and
+  ignored; any other field is refused (422), so a typo never passes silently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from fastapi.exceptions import RequestValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    create_model,
+)
+from pydantic_core import PydanticCustomError, from_json
+
+from leadml.schema import ColumnSpec, LeadSchema, Role, normalise_placeholders
+
+DEFAULT_ID_FIELD = "lead_id"
+#: Categories listed in a field's description; the rest are counted.
+LISTED_CATEGORIES = 30
+#: Categories given as JSON schema examples.
+EXAMPLE_CATEGORIES = 5
+# Within what pandas can hold (nanoseconds since 1970), as the MLflow model's frames need.
+_EARLIEST = datetime(1677, 9, 22)
+_LATEST = datetime(2262, 4, 11)
+
+
+# --------------------------------------------------------------------------- value checks
+
+
+def _blank(placeholders: frozenset[str]) -> Callable[[Any], Any]:
+    """None for null, NaN and placeholder answers; the value otherwise."""
+
+    def blank(value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and value.strip().lower() in placeholders:
+            return None
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        return value
+
+    return blank
+
+
+def _required(blank: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
+        cleaned = blank(value)
+        if cleaned is None:
+            raise PydanticCustomError(
+                "missing",
+                "Field required: this model needs a value ({value} means not answered)",
+                {"value": json.dumps(value) if not isinstance(value, float) else "NaN"},
+            )
+        return cleaned
+
+    return check
+
+
+def _not_boolean(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise PydanticCustomError("number_type", "Input should be a number, not true/false")
+    return value
+
+
+def _as_moment(value: Any) -> Any:
+    """ISO 8601 text (or anything pandas reads as a date) -> naive UTC datetime."""
+    if value is None or isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str):
+        moment = _parse_moment_text(value.strip())
+    else:
+        raise PydanticCustomError(
+            "datetime_type", "Input should be a date and time as text, e.g. 2024-05-01T10:00:00Z"
+        )
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            raise PydanticCustomError("datetime_range", "Input is not a representable time") from None
+    if moment is not None and not _EARLIEST <= moment <= _LATEST:
+        raise PydanticCustomError(
+            "datetime_range", "Input should be a date between 1678 and 2261"
+        )
+    return moment
+
+
+def _parse_moment_text(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        pass
+    try:
+        stamp = pd.Timestamp(text)
+    except (TypeError, ValueError, OverflowError):
+        stamp = pd.NaT
+    if stamp is pd.NaT or not isinstance(stamp, pd.Timestamp):
+        raise PydanticCustomError(
+            "datetime_parsing",
+            "Input should be a date and time, e.g. 2024-05-01T10:00:00Z; got {value}",
+            {"value": json.dumps(text[:40])},
+        )
+    return stamp.to_pydatetime()
+
+
+# --------------------------------------------------------------------------- field types
+
+
+def _described_categories(spec: ColumnSpec) -> str:
+    listed = ", ".join(json.dumps(c) for c in spec.categories[:LISTED_CATEGORIES])
+    more = len(spec.categories) - LISTED_CATEGORIES
+    suffix = f" and {more} more (GET /v1/model lists them all)" if more > 0 else ""
+    if not spec.categories:
+        return "Text."
+    return f"Text. Known categories: {listed}{suffix}; any other text is scored as 'other'."
+
+
+def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tuple[Any, Any]:
+    """(annotation, FieldInfo) of one feature of the schema."""
+    blank = _blank(placeholders)
+    check = _required(blank) if spec.required else blank
+    need = "Required." if spec.required else "Optional; null or a placeholder means missing."
+    default: Any = ... if spec.required else None
+    extra: dict[str, Any] = {}
+    if spec.role is Role.NUMERIC:
+        base: Any = int if spec.integer else Annotated[float, Field(allow_inf_nan=False)]
+        validators = [BeforeValidator(_not_boolean), BeforeValidator(check)]
+        what = "Whole number." if spec.integer else "Number."
+        annotation: Any = Annotated[base if spec.required else base | None, *validators]
+    elif spec.role is Role.BOOLEAN:
+        options: list[dict[str, Any]] = [
+            {"type": "boolean"},
+            {"type": "string", "enum": ["Yes", "No"]},
+        ]
+        if not spec.required:
+            options.append({"type": "null"})
+        json_schema = WithJsonSchema({"anyOf": options})
+        base = bool if spec.required else bool | None
+        annotation = Annotated[base, BeforeValidator(check), json_schema]
+        what = 'true/false or "Yes"/"No".'
+    elif spec.role is Role.CATEGORICAL:
+        base = str if spec.required else str | None
+        annotation = Annotated[base, BeforeValidator(check)]
+        what = _described_categories(spec)
+        if spec.categories:
+            extra["x-known-categories"] = list(spec.categories)
+        if spec.required:  # say in the schema that a placeholder is no answer
+            extra["minLength"] = 1
+            extra["not"] = {"enum": _spellings(placeholders)}
+    else:
+        base = datetime if spec.required else datetime | None
+        annotation = Annotated[base, BeforeValidator(_as_moment), BeforeValidator(check)]
+        what = "Date and time, ISO 8601, years 1678-2261 (a time zone is converted to UTC)."
+    examples = [example] if example is not None else None
+    if spec.role is Role.CATEGORICAL and spec.categories:
+        examples = list(spec.categories[:EXAMPLE_CATEGORIES])
+    info = Field(
+        default,
+        alias=spec.name,
+        description=f"{what} {need}",
+        examples=examples,
+        json_schema_extra=extra or None,
+    )
+    return annotation, info
+
+
+def _spellings(placeholders: frozenset[str]) -> list[str]:
+    words = {w for p in placeholders if p for w in (p, p.title(), p.upper())}
+    return sorted(words)
+
+
+def _ignored_field(spec: ColumnSpec) -> tuple[Any, Any]:
+    why = spec.reason or spec.role.value
+    return Any, Field(None, alias=spec.name, description=f"Accepted and ignored ({why}).")
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@dataclass(frozen=True)
+class LeadModel:
+    """The generated request model of one trained model, with its batch form and an example."""
+
+    model: type[BaseModel]
+    batch: TypeAdapter[list[BaseModel]]
+    id_field: str
+    feature_names: tuple[str, ...]
+    #: Every field a lead may carry: the id, the features and the known-but-ignored columns.
+    field_names: frozenset[str]
+    required_names: tuple[str, ...]
+    example: dict[str, Any]
+
+    def parse_one(self, body: bytes) -> dict[str, Any]:
+        """The lead in a JSON body, checked; raises RequestValidationError (422)."""
+        try:
+            lead = self.model.model_validate_json(body)
+        except ValidationError as error:
+            raise RequestValidationError(fastapi_errors(error, ("body",))) from None
+        return lead.model_dump(by_alias=True)
+
+    def parse_many(self, leads: list[Any], where: tuple[str | int, ...] = ("body",)) -> list[dict]:
+        """Leads already decoded from JSON or CSV, checked; raises RequestValidationError."""
+        try:
+            parsed = self.batch.validate_python(leads)
+        except ValidationError as error:
+            raise RequestValidationError(fastapi_errors(error, where)) from None
+        return [lead.model_dump(by_alias=True) for lead in parsed]
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.model.model_json_schema(
+            by_alias=True, ref_template="#/components/schemas/{model}"
+        )
+
+
+def build_lead_model(
+    schema: LeadSchema, holdout: pd.DataFrame | None = None, title: str = "Lead"
+) -> LeadModel:
+    """Generate the request model for `schema` (examples from the holdout's typical values)."""
+    placeholders = normalise_placeholders(schema.placeholders)
+    example = example_lead(schema, holdout)
+    id_field = schema.id_column or DEFAULT_ID_FIELD
+    if id_field in schema.feature_names:  # a feature named lead_id: the id gets another name
+        id_field = f"{DEFAULT_ID_FIELD}_"
+    fields: dict[str, Any] = {
+        "lead_id__": (
+            str | None,
+            Field(
+                None,
+                alias=id_field,
+                max_length=500,
+                description="The lead's id in your CRM, echoed back. Optional.",
+                examples=[example[id_field]],
+            ),
+        )
+    }
+    features = schema.features
+    for position, spec in enumerate(features):
+        fields[f"f{position}"] = _field(spec, placeholders, example.get(spec.name))
+    ignored = [
+        spec
+        for spec in schema.dropped
+        if spec.name != id_field and spec.name != schema.target and not spec.is_feature
+    ]
+    for position, spec in enumerate(ignored):
+        fields[f"ignored{position}"] = _ignored_field(spec)
+    config = ConfigDict(
+        extra="forbid",
+        coerce_numbers_to_str=True,
+        populate_by_name=False,
+        json_schema_extra={"examples": [example]},
+        title=title,
+    )
+    model = create_model(title, __config__=config, **fields)
+    batch: TypeAdapter[list[BaseModel]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    return LeadModel(
+        model=model,
+        batch=batch,
+        id_field=id_field,
+        feature_names=tuple(spec.name for spec in features),
+        field_names=frozenset({id_field, *(s.name for s in features), *(s.name for s in ignored)}),
+        required_names=tuple(spec.name for spec in features if spec.required),
+        example=example,
+    )
+
+
+def example_lead(schema: LeadSchema, holdout: pd.DataFrame | None = None) -> dict[str, Any]:
+    """A typical lead, made from the schema and holdout summaries (never a real lead's row)."""
+    id_field = schema.id_column or DEFAULT_ID_FIELD
+    if id_field in schema.feature_names:
+        id_field = f"{DEFAULT_ID_FIELD}_"
+    lead: dict[str, Any] = {id_field: "lead-0001"}
+    for spec in schema.features:
+        column = holdout[spec.name] if holdout is not None and spec.name in holdout else None
+        lead[spec.name] = _typical_value(spec, column)
+    return lead
+
+
+def _typical_value(spec: ColumnSpec, column: pd.Series | None) -> Any:
+    if spec.role is Role.CATEGORICAL:
+        return spec.categories[0] if spec.categories else "other"
+    if spec.role is Role.BOOLEAN:
+        if column is not None:
+            from leadml.schema import boolean_series
+
+            share = boolean_series(column).mean()
+            if isinstance(share, float) and not math.isnan(share):
+                return "Yes" if share >= 0.5 else "No"
+        return "No"
+    if spec.role is Role.NUMERIC:
+        median = float("nan")
+        if column is not None:
+            median = float(pd.to_numeric(column, errors="coerce").median())
+        if math.isnan(median):
+            median = 0.0
+        return round(median) if spec.integer else round(median, 2)
+    if column is not None:
+        from leadml.schema import datetime_series
+
+        latest = datetime_series(column).max()
+        if isinstance(latest, pd.Timestamp) and latest is not pd.NaT:
+            return latest.floor("h").strftime("%Y-%m-%dT%H:%M:%SZ")
+    return "2024-05-01T10:00:00Z"
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def fastapi_errors(
+    error: ValidationError, prefix: tuple[str | int, ...] = ("body",)
+) -> list[dict[str, Any]]:
+    """pydantic errors in FastAPI's 422 shape, JSON-safe (no URLs, no exception objects)."""
+    problems = []
+    for item in error.errors(include_url=False):
+        problem: dict[str, Any] = {
+            "type": item["type"],
+            "loc": [*prefix, *item["loc"]],
+            "msg": item["msg"],
+            "input": _json_safe(item.get("input")),
+        }
+        if item.get("ctx"):
+            problem["ctx"] = {key: _json_safe(value) for key, value in item["ctx"].items()}
+        problems.append(problem)
+    return problems
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in list(value.items())[:50]}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value[:50]]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, bytes):
+        return value[:200].decode("utf-8", "replace")
+    return str(value)
+
+
+def decode_json(body: bytes) -> Any:
+    """JSON text -> Python values; malformed JSON is a 422 like pydantic's own."""
+    try:
+        return from_json(body, allow_inf_nan=True)
+    except ValueError as error:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ["body"],
+                    "msg": f"Invalid JSON: {error}",
+                    "input": None,
+                }
+            ]
+        ) from None

@@ -1,0 +1,105 @@
+"""Prometheus metrics: requests and latency by route, scores by grade, the model served.
+
+Each app has its own registry (apps made in tests do not collide). With several uvicorn workers
+each process counts its own requests; a scrape reaches one of them. Run one worker per container
+and scale containers for complete figures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+#: Latency buckets (seconds): a scored lead takes well under a millisecond, a batch up to seconds.
+LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+UNMATCHED = "unmatched"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class ApiMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "leadml_http_requests",
+            "HTTP requests by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "leadml_http_request_duration_seconds",
+            "Time from request to the end of the response, by method and route template.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.scores = Counter(
+            "leadml_scores",
+            "Leads scored, by grade under the MQL policy in force.",
+            ["grade"],
+            registry=self.registry,
+        )
+        self.mqls = Counter(
+            "leadml_mqls", "Leads scored at or above the MQL line.", registry=self.registry
+        )
+        self.model_info = Gauge(
+            "leadml_model_info",
+            "The model being served (1) with its name, version and alias.",
+            ["name", "version", "alias", "kind", "fast_path"],
+            registry=self.registry,
+        )
+        self.reloads = Counter(
+            "leadml_model_reloads",
+            "Model reload attempts by outcome (reloaded, refused).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def count_scores(self, grades: Iterable[str], mqls: int) -> None:
+        counts: dict[str, int] = {}
+        for grade in grades:
+            counts[grade] = counts.get(grade, 0) + 1
+        for grade, count in counts.items():
+            self.scores.labels(grade).inc(count)
+        if mqls:
+            self.mqls.inc(mqls)
+
+    def serving(self, name: str, version: str | None, alias: str | None, kind: str, fast: str) -> None:
+        """Point the info gauge at the model now served (and only at it)."""
+        self.model_info.clear()
+        self.model_info.labels(name, version or "", alias or "", kind, fast).set(1)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware (no per-request task or body copy) that counts and times requests."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or UNMATCHED
+            method = scope.get("method", "")
+            method = method if method in _METHODS else "OTHER"
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)

@@ -1,0 +1,217 @@
+"""Score one lead, or a batch of leads (JSON array or CSV upload) ranked highest first.
+
+The body is read raw and checked against the request model of the model serving *now* (it is
+generated from that model's schema, and a reload may bring another): the OpenAPI document shows
+the current one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Annotated, Any
+
+import anyio.to_thread
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
+
+from api.deps import ActivePolicyDep, ScorerRole, ServingDep, SettingsDep
+from api.lead_model import LeadModel, decode_json
+from api.metrics import ApiMetrics
+from api.schemas import AUTH_RESPONSES, BatchScores, LeadScore, Problem, ValidationProblem
+from api.serving import ServingModel
+from leadml.policy import ActivePolicy
+
+router = APIRouter(prefix="/v1/leads", tags=["leads"])
+
+#: Batches at least this large are scored in a worker thread, so the event loop keeps answering.
+THREAD_FROM_LEADS = 64
+CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values"})
+UPLOAD_FIELD = "file"
+
+ReasonsQuery = Annotated[
+    bool,
+    Query(
+        description="Give the top factors for and against each lead. Reasons cost more than the"
+        " score itself (exact TreeSHAP for LightGBM models); pass false when only the score,"
+        " grade and ranking are needed."
+    ),
+]
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **AUTH_RESPONSES,
+    413: {"model": Problem, "description": "The body (or the batch) is over the limit."},
+    422: {"model": ValidationProblem, "description": "Field-level problems with the leads."},
+    503: {"model": Problem, "description": "No model loaded, or the MQL policy is unreadable."},
+}
+
+
+@router.post(
+    "/score",
+    response_model=LeadScore,
+    summary="Score one lead",
+    description="Probability, score, grade, MQL decision, percentile and reasons for one lead."
+    " The body is one lead as described by GET /v1/model (fields not known to the model answer"
+    " 422).",
+    responses=COMMON_RESPONSES,
+)
+async def score_lead(
+    request: Request,
+    _: ScorerRole,
+    model: ServingDep,
+    policy: ActivePolicyDep,
+    reasons: ReasonsQuery = True,
+) -> JSONResponse:
+    record = model.lead_model.parse_one(await request.body())
+    [result] = model.score([record], policy, reasons)
+    _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
+    return JSONResponse(result)
+
+
+@router.post(
+    "/score-batch",
+    response_model=BatchScores,
+    summary="Score a batch of leads, ranked highest first",
+    description="A JSON array of leads, or a CSV file (as the body with Content-Type text/csv,"
+    f" or uploaded as the multipart form field '{UPLOAD_FIELD}') with one column per field."
+    " At most LEADML_MAX_BATCH_LEADS leads (1,000 by default) per call.",
+    responses=COMMON_RESPONSES,
+)
+async def score_batch(
+    request: Request,
+    _: ScorerRole,
+    model: ServingDep,
+    policy: ActivePolicyDep,
+    settings: SettingsDep,
+    reasons: ReasonsQuery = True,
+) -> JSONResponse:
+    limit = settings.max_batch_leads
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media == "multipart/form-data":
+        records = await _leads_from_upload(request, model.lead_model, limit)
+    elif media in CSV_TYPES:
+        records = leads_from_csv(await request.body(), model.lead_model, limit)
+    else:
+        records = _leads_from_json(await request.body(), model.lead_model, limit)
+    results = await _score(model, policy, records, reasons)
+    _metrics(request).count_scores(
+        (r["grade"] for r in results), sum(1 for r in results if r["is_mql"])
+    )
+    order = sorted(range(len(results)), key=lambda i: -results[i]["probability"])
+    ranked = [{**results[i], "rank": rank, "row": i + 1} for rank, i in enumerate(order, 1)]
+    return JSONResponse(
+        {
+            "count": len(ranked),
+            "model_version": model.version,
+            "policy_version": policy.version,
+            "leads": ranked,
+        }
+    )
+
+
+async def _score(
+    model: ServingModel, policy: ActivePolicy, records: list[dict[str, Any]], reasons: bool
+) -> list[dict[str, Any]]:
+    if len(records) < THREAD_FROM_LEADS:
+        return model.score(records, policy, reasons)
+    return await anyio.to_thread.run_sync(model.score, records, policy, reasons)
+
+
+def _metrics(request: Request) -> ApiMetrics:
+    metrics: ApiMetrics = request.app.state.metrics
+    return metrics
+
+
+def too_many(count: int, limit: int) -> HTTPException:
+    return HTTPException(
+        413,
+        f"a batch holds at most {limit:,} leads (LEADML_MAX_BATCH_LEADS); this one has"
+        f" {count:,}: split it into smaller batches",
+    )
+
+
+def _problem(loc: list[str | int], kind: str, message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": kind, "loc": loc, "msg": message, "input": None}])
+
+
+def _leads_from_json(body: bytes, lead_model: LeadModel, limit: int) -> list[dict[str, Any]]:
+    leads = decode_json(body)
+    if not isinstance(leads, list):
+        raise _problem(["body"], "list_type", "Input should be a JSON array of leads")
+    if len(leads) > limit:
+        raise too_many(len(leads), limit)
+    return lead_model.parse_many(leads)
+
+
+async def _leads_from_upload(
+    request: Request, lead_model: LeadModel, limit: int
+) -> list[dict[str, Any]]:
+    try:
+        async with request.form(max_files=1, max_fields=10) as form:
+            upload = form.get(UPLOAD_FIELD)
+            if not isinstance(upload, UploadFile):
+                raise _problem(
+                    ["body", UPLOAD_FIELD],
+                    "missing",
+                    f"Upload the CSV file as the form field '{UPLOAD_FIELD}'",
+                )
+            content = await upload.read()
+    except HTTPException as error:
+        if error.status_code != 400:
+            raise
+        raise _problem(["body"], "multipart", f"Unreadable upload: {error.detail}") from None
+    return leads_from_csv(content, lead_model, limit)
+
+
+def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[dict[str, Any]]:
+    """Leads from CSV bytes: a header row naming fields, one lead a row, empty cell = missing."""
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _problem(["body"], "csv_encoding", "The CSV is not UTF-8 text") from None
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:
+        raise _problem(["body"], "csv_invalid", f"The CSV cannot be read: {error}") from None
+    rows = [row for row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise _problem(["body"], "csv_empty", "The CSV has no header row")
+    header = [name.strip() for name in rows[0]]
+    _check_columns(header, lead_model)
+    body = rows[1:]
+    if len(body) > limit:
+        raise too_many(len(body), limit)
+    leads: list[dict[str, Any]] = []
+    for number, row in enumerate(body):
+        if len(row) > len(header):
+            raise _problem(
+                ["body", number],
+                "csv_row",
+                f"Row {number + 1} has {len(row)} values but the header names {len(header)}",
+            )
+        leads.append({name: value if value != "" else None for name, value in zip(header, row)})
+    return lead_model.parse_many(leads)
+
+
+def _check_columns(header: list[str], lead_model: LeadModel) -> None:
+    known = lead_model.field_names
+    problems: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            problems.append(_column_problem(name, "csv_duplicate", "Column appears twice"))
+        elif name not in known:
+            problems.append(
+                _column_problem(name, "extra_forbidden", "Unknown column: the model has no such field")
+            )
+        seen.add(name)
+    for name in lead_model.required_names:
+        if name not in seen:
+            problems.append(_column_problem(name, "missing", "Column required by the model"))
+    if problems:
+        raise RequestValidationError(problems)
+
+
+def _column_problem(name: str, kind: str, message: str) -> dict[str, Any]:
+    return {"type": kind, "loc": ["body", "columns", name], "msg": message, "input": None}

@@ -1,0 +1,244 @@
+"""A model ready to serve: loaded, checked, compiled, with its request model, reasons and policy.
+
+`load_serving_model` is the only way a model gets into the API, at start and on every reload, and
+it refuses a model that cannot be trusted: a pipeline whose sha256 differs from model.json
+(tampered), a pipeline that no longer reproduces the probabilities it gave its own holdout leads
+at training time, or one that fails to score the example lead end to end (request model ->
+probability -> policy -> reasons). The checks run in a worker thread while the old model serves.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from api.fastpath import CompiledPredictor, Predictor, build_predictor, probe_leads
+from api.lead_model import LeadModel, build_lead_model
+from api.policies import PolicyCache, ServingPolicyBook
+from api.reasons import CompiledExplainer
+from leadml.bundle import Bundle, read_bundle, read_info
+from leadml.errors import ModelError
+from leadml.explain import Explainer
+from leadml.policy import ActivePolicy, Holdout
+from leadml.schema import Role
+from leadml.scoring import Scorer, percentile_of, to_score
+from leadml.settings import Settings
+from leadml.store import StoreError
+from leadml.threshold import GradeBands
+
+log = logging.getLogger("leadml.api")
+
+#: Holdout leads whose stored training-time probabilities the loaded pipeline must reproduce.
+SMOKE_ROWS = 200
+#: Largest difference to the training-time probabilities (same libraries: exactly 0).
+REPRODUCE_TOLERANCE = 1e-6
+#: Random leads (unknown categories, blanks, placeholders) the fast path is checked on.
+PROBE_ROWS = 200
+#: Reasons given for and against each lead.
+TOP_REASONS = 3
+
+
+def is_registry_uri(uri: str) -> bool:
+    return "://" in uri or uri.startswith(("models:/", "runs:/"))
+
+
+def served_alias(settings: Settings) -> str | None:
+    uri = settings.serving_uri
+    if uri.startswith("models:/") and "@" in uri:
+        return uri.rsplit("@", 1)[1]
+    return None
+
+
+def source_fingerprint(settings: Settings) -> str:
+    """What the configured source points to now: registry name/version, or a folder's
+    name/version/sha256. Changes when the alias moves or the folder is replaced."""
+    uri = settings.serving_uri
+    if uri.startswith("models:/"):
+        from leadml.tracking import resolve_version, use_tracking
+
+        use_tracking(settings.tracking_uri)
+        name, version = resolve_version(uri)
+        return f"{name}/{version}"
+    if is_registry_uri(uri):
+        return uri
+    info = read_info(Path(uri))
+    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+
+
+def _fingerprint_of(settings: Settings, bundle: Bundle) -> str:
+    uri = settings.serving_uri
+    if uri.startswith("models:/"):
+        return f"{bundle.info.name}/{bundle.info.version}"
+    if is_registry_uri(uri):
+        return uri
+    info = bundle.info
+    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+
+
+def version_of(fingerprint: str) -> str | None:
+    parts = fingerprint.split("/")
+    return parts[1] if len(parts) >= 2 and not is_registry_uri(fingerprint) else None
+
+
+def read_serving_bundle(settings: Settings) -> Bundle:
+    uri = settings.serving_uri
+    if is_registry_uri(uri):
+        from leadml.tracking import load_bundle_from_mlflow
+
+        return load_bundle_from_mlflow(uri, tracking_uri=settings.tracking_uri)
+    return read_bundle(Path(uri))
+
+
+@dataclass(frozen=True, eq=False)
+class ServingModel:
+    """Everything a request needs from one loaded model; replaced whole on reload."""
+
+    scorer: Scorer
+    name: str
+    version: str | None
+    alias: str | None
+    source: str
+    fingerprint: str
+    predictor: Predictor
+    fast_path_note: str | None
+    explainer: Explainer | None
+    lead_model: LeadModel
+    loaded_at: datetime
+    quantiles: np.ndarray = field(repr=False)
+
+    def score(
+        self, records: Sequence[Mapping[str, Any]], policy: ActivePolicy, reasons: bool
+    ) -> list[dict[str, Any]]:
+        """One response dict per lead, in request order."""
+        if not records:
+            return []
+        matrix = self.predictor.prepare(records)
+        proba = np.clip(self.predictor.predict_matrix(matrix), 0.0, 1.0)
+        is_mql, grades = policy.decide(proba)
+        scores = to_score(proba)
+        percentiles = np.round(percentile_of(proba, self.quantiles), 1)
+        explained: list[Any] = [None] * len(records)
+        if reasons and self.explainer is not None:
+            found = self.explainer.explain_matrix(
+                matrix, lambda row, name: records[row].get(name), top=TOP_REASONS
+            )
+            explained = [r.to_dict() for r in found]
+        elif reasons:
+            explained = [{"for": [], "against": []}] * len(records)
+        id_field = self.lead_model.id_field
+        return [
+            {
+                "lead_id": records[i].get(id_field),
+                "probability": float(proba[i]),
+                "score": int(scores[i]),
+                "grade": str(grades[i]),
+                "is_mql": bool(is_mql[i]),
+                "percentile": float(percentiles[i]),
+                "reasons": explained[i],
+                "model_version": self.version,
+                "policy_version": policy.version,
+            }
+            for i in range(len(records))
+        ]
+
+
+def load_serving_model(
+    settings: Settings, book: ServingPolicyBook, policies: PolicyCache
+) -> ServingModel:
+    """Load the model the settings point to and check it; raises on anything untrustworthy."""
+    bundle = read_serving_bundle(settings)
+    scorer = Scorer.from_bundle(bundle, source=settings.serving_uri)
+    outcomes, trained_proba, leads = bundle.holdout_parts()
+    leads = leads.reset_index(drop=True)
+    _check_reproduces(scorer, leads.head(SMOKE_ROWS), trained_proba[:SMOKE_ROWS])
+    probes = pd.DataFrame(probe_leads(scorer.schema, PROBE_ROWS, seed=0))
+    predictor, fallback = build_predictor(scorer.pipeline, [leads.head(SMOKE_ROWS), probes])
+    if fallback:
+        log.warning("fast path off for %s: %s; scoring with the pipeline", bundle.info.name, fallback)
+    explainer = _explainer(scorer, predictor, leads.head(SMOKE_ROWS))
+    book.remember_holdout(scorer, Holdout(outcomes.astype(np.int64), trained_proba))
+    model = ServingModel(
+        scorer=scorer,
+        name=bundle.info.name,
+        version=bundle.info.version,
+        alias=served_alias(settings),
+        source=settings.serving_uri,
+        fingerprint=_fingerprint_of(settings, bundle),
+        predictor=predictor,
+        fast_path_note=fallback,
+        explainer=explainer,
+        lead_model=build_lead_model(scorer.schema, leads),
+        loaded_at=datetime.now(UTC),
+        quantiles=np.asarray(bundle.info.reference_quantiles, dtype=float),
+    )
+    _smoke_score(model, policies)
+    return model
+
+
+def _check_reproduces(scorer: Scorer, leads: pd.DataFrame, trained: np.ndarray) -> None:
+    if leads.empty:
+        raise ModelError("the model's holdout is empty; retrain it")
+    now = np.asarray(scorer.pipeline.predict_proba(leads)[:, 1], dtype=float)
+    worst = float(np.max(np.abs(now - trained)))
+    if not (np.all(np.isfinite(now)) and worst <= REPRODUCE_TOLERANCE):
+        raise ModelError(
+            f"the model no longer gives its holdout leads the probabilities it gave at training"
+            f" (largest difference {worst:.3g}); check the library versions or retrain it"
+        )
+
+
+def _explainer(scorer: Scorer, predictor: Predictor, sample: pd.DataFrame) -> Explainer | None:
+    try:
+        explainer = CompiledExplainer.for_scorer(scorer)
+    except ModelError as error:
+        log.warning("reasons off for %s: %s", scorer.info.name, error)
+        return None
+    head = predictor.linear_head if isinstance(predictor, CompiledPredictor) else None
+    if head is not None and explainer.kind == "logistic":
+        try:
+            explainer.attach(head, scorer.preparer.transform(sample))
+        except ValueError as error:
+            log.warning("compiled reasons off for %s: %s", scorer.info.name, error)
+    return explainer
+
+
+def _smoke_score(model: ServingModel, policies: PolicyCache) -> None:
+    """Score the example lead through every step a request takes."""
+    record = model.lead_model.parse_one(json.dumps(model.lead_model.example).encode())
+    try:
+        policy = policies.warm(model.scorer)
+    except StoreError as error:  # the store is not the model's fault: requests will retry
+        log.error("cannot read the MQL policy while loading the model: %s", error)
+        policy = ActivePolicy(None, 0.5, GradeBands(("-",), (0.0,)), "smoke test", "smoke")
+    [result] = model.score([record], policy, reasons=True)
+    if not 0.0 <= result["probability"] <= 1.0:
+        raise ModelError(f"the example lead scored {result['probability']!r}; refusing the model")
+
+
+def describe_fields(model: ServingModel) -> list[dict[str, Any]]:
+    types = {Role.NUMERIC: "number", Role.BOOLEAN: "boolean", Role.CATEGORICAL: "string"}
+    fields = []
+    for spec in model.scorer.schema.features:
+        kind = types.get(spec.role, "date-time")
+        if spec.role is Role.NUMERIC and spec.integer:
+            kind = "integer"
+        fields.append(
+            {
+                "name": spec.name,
+                "role": spec.role.value,
+                "type": kind,
+                "required": spec.required,
+                "known_categories": list(spec.categories),
+                "missing_share": spec.missing_share,
+            }
+        )
+    return fields
+

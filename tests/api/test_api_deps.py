@@ -1,0 +1,78 @@
+"""API keys and roles on every authenticated route; anonymous access only when asked for."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api_testkit import ADMIN, SCORER, client, api_settings, create_app, example_lead  # noqa: F401
+from api.main import StartupError
+from conftest import TrainedModel
+
+SCORING_ROUTES = [
+    ("post", "/v1/leads/score"),
+    ("post", "/v1/leads/score-batch"),
+    ("get", "/v1/model"),
+]
+
+
+def call(client: TestClient, method: str, path: str, headers: dict[str, str]) -> int:
+    if method == "get":
+        return client.get(path, headers=headers).status_code
+    body = example_lead(client) if path.endswith("/score") else [example_lead(client)]
+    return client.post(path, json=body, headers=headers).status_code
+
+
+@pytest.mark.parametrize(("method", "path"), [*SCORING_ROUTES, ("post", "/v1/admin/reload")])
+def test_no_key_is_401(client: TestClient, method: str, path: str) -> None:
+    response = client.request(method.upper(), path, json={})
+    assert response.status_code == 401
+    assert "X-API-Key" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(("method", "path"), [*SCORING_ROUTES, ("post", "/v1/admin/reload")])
+def test_an_unknown_key_is_401(client: TestClient, method: str, path: str) -> None:
+    assert call(client, method, path, {"X-API-Key": "guessed"}) == 401
+
+
+@pytest.mark.parametrize(("method", "path"), SCORING_ROUTES)
+def test_scorer_and_admin_keys_may_score(client: TestClient, method: str, path: str) -> None:
+    assert call(client, method, path, SCORER) == 200
+    assert call(client, method, path, ADMIN) == 200
+
+
+def test_a_scorer_key_may_not_reload(client: TestClient) -> None:
+    response = client.post("/v1/admin/reload", headers=SCORER)
+    assert response.status_code == 403
+    assert "admin" in response.json()["detail"]
+    assert client.post("/v1/admin/reload", headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/openapi.json"])
+def test_health_metrics_and_docs_need_no_key(client: TestClient, path: str) -> None:
+    assert client.get(path).status_code == 200
+
+
+def test_without_keys_the_server_refuses_to_start(trained: TrainedModel, tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="LEADML_ALLOW_ANONYMOUS"):
+        create_app(api_settings(trained, tmp_path, api_keys=""))
+
+
+def test_a_malformed_key_list_refuses_to_start(trained: TrainedModel, tmp_path: Path) -> None:
+    with pytest.raises(StartupError, match="LEADML_API_KEYS"):
+        create_app(api_settings(trained, tmp_path, api_keys="scorer:not-a-digest"))
+
+
+def test_anonymous_access_is_explicit_and_announced(
+    trained: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = api_settings(trained, tmp_path, api_keys="", allow_anonymous=True)
+    with caplog.at_level(logging.WARNING, logger="leadml.api"), TestClient(
+        create_app(settings)
+    ) as client:
+        assert "ANONYMOUS ACCESS IS ON" in caplog.text
+        for method, path in [*SCORING_ROUTES, ("post", "/v1/admin/reload")]:
+            assert call(client, method, path, {}) == 200, path

@@ -1,0 +1,187 @@
+"""/v1/mql-policy through the API, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from api_testkit import ADMIN, SCORER, api_settings, example_lead
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from conftest import TrainedModel
+from leadml.store import Store
+from leadml.threshold import CapacityPolicy, MinRecallPolicy, resolve_policy
+
+URL = "/v1/mql-policy"
+CAPACITY = {"kind": "capacity", "per_week": 300, "leads_per_week": 1000}
+
+
+@pytest.fixture
+def client(trained: TrainedModel, tmp_path: Path, store_url: str) -> Iterator[TestClient]:
+    app = create_app(api_settings(trained, tmp_path, database_url=store_url))
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def stored(store_url: str) -> Iterator[Store]:
+    """The app database read directly, to see what the API really stored."""
+    store = Store.from_url(store_url)
+    yield store
+    store.close()
+
+
+def put(client: TestClient, body: dict[str, Any], headers: dict[str, str] = ADMIN) -> Any:
+    return client.put(URL, json=body, headers=headers)
+
+
+def test_default_policy_until_one_is_set(client: TestClient, trained: TrainedModel) -> None:
+    response = client.get(URL, headers=SCORER)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["version"] is None and body["kind"] == "default"
+    p = trained.result.holdout_proba
+    assert body["expected"]["mql_share"] == pytest.approx(np.mean(p >= body["cutoff"]))
+    assert body["expected"]["mql_share"] <= 0.30
+    assert body["model_version"] == trained.version == body["serving_model_version"]
+    assert client.get(f"{URL}/history", headers=SCORER).json()["versions"] == []
+
+
+def test_put_needs_the_admin_role(client: TestClient, stored: Store, trained: TrainedModel) -> None:
+    body = {**CAPACITY, "set_by": "ana"}
+    assert put(client, body, headers={}).status_code == 401
+    assert put(client, body, headers=SCORER).status_code == 403
+    assert stored.policy_history(trained.model_name) == []
+
+
+def test_put_stores_a_version_that_decides_scores(
+    client: TestClient, stored: Store, trained: TrainedModel
+) -> None:
+    response = put(client, {**CAPACITY, "set_by": "ana", "reason": "3 reps"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    y, p = trained.result.holdout_y, trained.result.holdout_proba
+    expected = resolve_policy(CapacityPolicy(per_week=300, leads_per_week=1000), y, p)
+    assert body["version"] == 1 and body["kind"] == "capacity"
+    assert body["cutoff"] == expected.cutoff
+    assert body["expected"]["precision"] == pytest.approx(expected.precision)
+    assert body["expected"]["recall"] == pytest.approx(expected.recall)
+    assert body["expected"]["mqls_per_week"] == pytest.approx(expected.mqls_per_week)
+    low, high = body["expected"]["intervals"]["recall"]
+    assert low <= expected.recall <= high
+    assert body["sentence"] == expected.sentence
+    assert (body["set_by"], body["reason"], body["stale"]) == ("ana", "3 reps", False)
+
+    current = client.get(URL, headers=SCORER).json()
+    assert current["version"] == 1 and current["cutoff"] == expected.cutoff
+    row = stored.current_policy(trained.model_name)
+    assert row is not None and row.version == 1 and row.cutoff == expected.cutoff
+
+    scored = client.post("/v1/leads/score", json=example_lead(client), headers=SCORER)
+    assert scored.status_code == 200, scored.text
+    score = scored.json()
+    assert score["policy_version"] == 1
+    assert score["is_mql"] == (score["probability"] >= expected.cutoff)
+
+
+def test_history_is_kept_never_overwritten(
+    client: TestClient, stored: Store, trained: TrainedModel
+) -> None:
+    first = put(client, {**CAPACITY, "set_by": "ana"}).json()
+    second = put(client, {"kind": "min_recall", "min_recall": 0.8, "set_by": "ben"}).json()
+    assert (first["version"], second["version"]) == (1, 2)
+    history = client.get(f"{URL}/history", headers=SCORER).json()
+    assert history["model_name"] == trained.model_name
+    assert [v["version"] for v in history["versions"]] == [2, 1]
+    assert history["versions"][1] == first
+    assert history["versions"][0]["expected"]["recall"] >= 0.8
+    y, p = trained.result.holdout_y, trained.result.holdout_proba
+    assert second["cutoff"] == resolve_policy(MinRecallPolicy(min_recall=0.8), y, p).cutoff
+    assert [r.version for r in stored.policy_history(trained.model_name)] == [2, 1]
+    limited = client.get(f"{URL}/history", params={"limit": 1}, headers=SCORER).json()
+    assert [v["version"] for v in limited["versions"]] == [2]
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ({"kind": "min_recall", "min_recall": 80, "set_by": "a"}, "min_recall"),
+        ({"kind": "min_recall", "min_recall": "lots", "set_by": "a"}, "min_recall"),
+        ({"kind": "capacity", "per_week": 200, "set_by": "a"}, "leads_per_week"),
+        ({"kind": "fixed", "cutoff": 0.4}, "set_by"),
+        ({"kind": "fixed", "cutoff": 0.4, "set_by": "a", "cut_off": 1}, "cut_off"),
+        ({"kind": "sometimes", "set_by": "a"}, None),
+        ({**CAPACITY, "per_week": 2000, "set_by": "a"}, None),
+        ({"kind": "max_value", "deal_value": 100, "cost_per_contact": 100, "set_by": "a"}, None),
+    ],
+)
+def test_bad_policies_are_422_by_field(
+    client: TestClient,
+    stored: Store,
+    trained: TrainedModel,
+    body: dict[str, Any],
+    where: str | None,
+) -> None:
+    response = put(client, body)
+    assert response.status_code == 422, response.text
+    problems = response.json()["detail"]
+    assert problems and all("msg" in p and "loc" in p for p in problems)
+    if where is not None:
+        assert any(p["loc"][-1] == where for p in problems), problems
+    assert stored.policy_history(trained.model_name) == []
+
+
+def test_a_policy_that_cannot_be_met_is_422(
+    client: TestClient, stored: Store, trained: TrainedModel
+) -> None:
+    response = put(
+        client, {"kind": "capacity", "per_week": 1, "leads_per_week": 10**9, "set_by": "a"}
+    )
+    assert response.status_code == 422
+    assert "tied at the highest probability" in response.json()["detail"][0]["msg"]
+    assert stored.policy_history(trained.model_name) == []
+
+
+def test_simulate_saves_nothing(client: TestClient, stored: Store, trained: TrainedModel) -> None:
+    put(client, {**CAPACITY, "set_by": "ana"})
+    before = stored.policy_history(trained.model_name)
+
+    moved = client.post(f"{URL}/simulate", json={"shift_points": 5}, headers=SCORER)
+    proposed = client.post(
+        f"{URL}/simulate", json={"kind": "min_recall", "min_recall": 0.9}, headers=SCORER
+    )
+
+    assert moved.status_code == 200, moved.text
+    assert proposed.status_code == 200, proposed.text
+    assert stored.policy_history(trained.model_name) == before
+    assert client.get(URL, headers=SCORER).json()["version"] == 1
+    shift = moved.json()
+    assert shift["saved"] is False and shift["points"] == 5
+    assert shift["current"]["version"] == 1
+    assert 0 < shift["change"]["mql_share"] <= 0.05 + 1e-9
+    assert shift["change"]["mqls_per_week"] == pytest.approx(shift["change"]["mql_share"] * 1000)
+    assert shift["change"]["expected_conversions_per_week"] == pytest.approx(
+        shift["proposed"]["expected_conversions_per_week"]
+        - shift["current"]["expected_conversions_per_week"]
+    )
+    assert [row["chosen"] for row in shift["rows"]].count(True) == 1
+    assert proposed.json()["proposed"]["recall"] >= 0.9
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"shift_points": "five"}, {"shift_points": 0}, {"kind": "fixed"}, {"shift_points": 500}],
+)
+def test_bad_simulations_are_422(client: TestClient, body: dict[str, Any]) -> None:
+    response = client.post(f"{URL}/simulate", json=body, headers=SCORER)
+    assert response.status_code == 422, response.text
+
+
+def test_reading_needs_a_key(client: TestClient) -> None:
+    assert client.get(URL).status_code == 401
+    assert client.get(f"{URL}/history").status_code == 401
+    assert client.post(f"{URL}/simulate", json={"shift_points": 5}).status_code == 401

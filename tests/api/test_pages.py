@@ -1,0 +1,464 @@
+"""The web pages in a real headless Chromium, against the real app served by uvicorn.
+
+Each page is driven the way a person would use it, and what it shows is compared with what the
+API answers for the same input. Screenshots go to a temporary folder (or LEADML_PAGE_SCREENSHOTS).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import uvicorn
+
+from api.keys import hash_key
+from api.main import create_app
+from conftest import TrainedModel
+from leadml import demo
+from leadml.settings import Settings
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+VIEWPORT = {"width": 1366, "height": 900}
+#: Playwright waits this long (ms) for anything on a page.
+WAIT_MS = 20_000
+N_LEADS = 40
+SCORER_KEY = "pages-test-scorer-key"
+#: What the pages show where there is nothing to show (an en dash).
+NOTHING = "\u2013"
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The real app on a free loopback port, in a background thread; yields its base URL."""
+    port = _free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="pages-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            pytest.fail("the API server did not start; see its log above")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+def _settings(trained: TrainedModel, folder: Path, **access: Any) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        tracking_uri=trained.tracking_uri,
+        model_name=trained.model_name,
+        model_uri=str(trained.export_dir),
+        database_url=f"sqlite:///{folder / 'app.db'}",
+        reload_interval_seconds=0,
+        **access,
+    )
+
+
+def call(base_url: str, method: str, path: str, body: Any = None, key: str | None = None) -> Any:
+    """The API's own answer (JSON), for comparison with what a page shows."""
+    headers = {"Accept": "application/json"}
+    data = None
+    if isinstance(body, str):
+        data, headers["Content-Type"] = body.encode(), "text/csv"
+    elif body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    if key:
+        headers["X-API-Key"] = key
+    request = urllib.request.Request(base_url + path, data, headers, method=method)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def open_api(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("pages-open")
+    with serve(_settings(trained, folder, allow_anonymous=True)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def keyed_api(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("pages-keyed")
+    access = {"allow_anonymous": False, "api_keys": f"scorer:{hash_key(SCORER_KEY)}"}
+    with serve(_settings(trained, folder, **access)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with playwright_api.sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Tab:
+    """A page in a fresh browser context, with the script errors it raised."""
+
+    page: Any
+    errors: list[str]
+
+    def assert_no_script_errors(self) -> None:
+        assert self.errors == [], f"uncaught script errors: {self.errors}"
+
+
+@pytest.fixture
+def tab(browser: Any) -> Iterator[Tab]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield Tab(page, errors)
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("LEADML_PAGE_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("page-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def new_leads() -> pd.DataFrame:
+    """Leads the model never saw, as a CRM export of new leads (no outcome yet)."""
+    frame = demo.generate_leads(N_LEADS, seed=11, start_id=500_000)
+    return frame.drop(columns=[demo.TARGET])
+
+
+def _lead_record(frame: pd.DataFrame, row: int) -> dict[str, Any]:
+    record = frame.iloc[row].to_dict()
+    return {
+        str(name): (None if isinstance(value, float) and math.isnan(value) else value)
+        for name, value in record.items()
+    }
+
+
+def _json_ready(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.item() if hasattr(v, "item") else v) for k, v in record.items()}
+
+
+# --------------------------------------------------------------------------- ranked leads
+
+
+def _table_rows(page: Any) -> list[dict[str, str]]:
+    cells: list[list[str]] = page.eval_on_selector_all(
+        "#ranked tbody tr",
+        "rows => rows.map(r => Array.from(r.cells, c => c.innerText.trim()))",
+    )
+    keys = ["rank", "lead_id", "score", "grade", "mql", "percentile", "for", "against"]
+    return [dict(zip(keys, row, strict=True)) for row in cells]
+
+
+def test_ranked_leads_upload_rank_sort_filter_download(
+    tab: Tab, open_api: str, new_leads: pd.DataFrame, tmp_path: Path, screenshots: Path
+) -> None:
+    page = tab.page
+    upload = tmp_path / "new-leads.csv"
+    new_leads.to_csv(upload, index=False)
+    expected = call(open_api, "POST", "/v1/leads/score-batch", upload.read_text())
+    grades = {band["grade"] for band in call(open_api, "GET", "/v1/model")["policy"]["grades"]}
+
+    page.goto(open_api + "/")
+    page.set_input_files("#csv-file", str(upload))
+    page.click("#rank-button")
+    page.wait_for_selector("#ranked tbody tr")
+
+    rows = _table_rows(page)
+    assert len(rows) == N_LEADS
+    assert [r["rank"] for r in rows] == [str(i) for i in range(1, N_LEADS + 1)]
+    scores = [int(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert [r["lead_id"] for r in rows] == [lead["lead_id"] for lead in expected["leads"]]
+    assert {r["grade"] for r in rows} <= grades
+    assert len({r["grade"] for r in rows}) > 1
+    assert all(r["for"] != NOTHING or r["against"] != NOTHING for r in rows)
+    assert any("raises the chance" in r["for"] for r in rows)
+    versions = page.inner_text("#result-versions")
+    assert f"model version {expected['model_version']}" in versions
+    assert "default policy" in versions or f"policy v{expected['policy_version']}" in versions
+    page.screenshot(path=str(screenshots / "ranked.png"))
+
+    # Sorting: the lead id column, then the score column lowest first.
+    page.click("#ranked th[data-key=lead_id] button")
+    ids = [r["lead_id"] for r in _table_rows(page)]
+    assert ids == sorted(ids)
+    assert page.get_attribute("#ranked th[data-key=lead_id]", "aria-sort") == "ascending"
+    page.click("#ranked th[data-key=score] button")
+    page.click("#ranked th[data-key=score] button")
+    low_first = [int(r["score"]) for r in _table_rows(page)]
+    assert low_first == sorted(scores)
+
+    # Filter: MQLs only, then back to the ranking order.
+    page.click("#ranked th[data-key=rank] button")
+    page.check("#mql-only")
+    mql_ids = [lead["lead_id"] for lead in expected["leads"] if lead["is_mql"]]
+    assert 0 < len(mql_ids) < N_LEADS
+    shown = _table_rows(page)
+    assert [r["lead_id"] for r in shown] == mql_ids
+    assert {r["mql"] for r in shown} == {"Yes"}
+
+    # Download: the rows shown, in the order shown.
+    with page.expect_download() as download_info:
+        page.click("#download")
+    downloaded = download_info.value.path()
+    with open(downloaded, newline="", encoding="utf-8") as handle:
+        lines = list(csv.DictReader(handle))
+    assert [line["lead_id"] for line in lines] == mql_ids
+    by_id = {lead["lead_id"]: lead for lead in expected["leads"]}
+    for line in lines:
+        assert float(line["probability"]) == by_id[line["lead_id"]]["probability"]
+        assert line["is_mql"] == "yes"
+    tab.assert_no_script_errors()
+
+
+def test_ranked_leads_shows_the_apis_problems(tab: Tab, open_api: str) -> None:
+    page = tab.page
+    page.goto(open_api + "/")
+    page.fill("#csv-text", "lead_id,lead_source,favourite_colour\nL1,Referral,blue\n")
+    page.click("#rank-button")
+    error = page.locator("#batch-error")
+    expect(error).to_contain_text("favourite_colour")
+    assert "Unknown column" in error.inner_text()
+    assert page.is_hidden("#result")
+    tab.assert_no_script_errors()
+
+
+# --------------------------------------------------------------------------- one lead
+
+
+def _fill_lead(page: Any, model: dict[str, Any], record: dict[str, Any]) -> None:
+    """Fill the generated form the way a person would, field by field."""
+    page.fill("#f-id", str(record[model["id_field"]]))
+    for index, spec in enumerate(model["fields"]):
+        selector = f"#f-{index}"
+        value = record.get(spec["name"])
+        if value is None:
+            continue
+        if spec["role"] == "categorical" and value not in spec["known_categories"]:
+            page.select_option(selector, "__other__")
+            page.fill(f"{selector}-other", str(value))
+        elif spec["role"] in ("categorical", "boolean"):
+            page.select_option(selector, str(value))
+        else:
+            page.fill(selector, str(value))
+
+
+def test_one_lead_form_is_generated_from_the_schema_and_scores_like_the_api(
+    tab: Tab, open_api: str, new_leads: pd.DataFrame, screenshots: Path
+) -> None:
+    page = tab.page
+    model = call(open_api, "GET", "/v1/model")
+    page.goto(open_api + "/lead")
+    page.wait_for_selector("#lead-fields .field")
+
+    # One labelled control per field of the schema, required ones marked.
+    names = page.eval_on_selector_all(
+        "#lead-fields .field", "fields => fields.map(f => f.dataset.field)"
+    )
+    assert names == [model["id_field"], *(f["name"] for f in model["fields"])]
+    spec_of = {f["name"]: (i, f) for i, f in enumerate(model["fields"])}
+    index, source = spec_of["lead_source"]
+    options = page.eval_on_selector_all(
+        f"#f-{index} option", "options => options.map(o => o.value)"
+    )
+    assert options == ["", *source["known_categories"], "__other__"]
+    assert len(source["known_categories"]) >= 5
+    for name, (i, spec) in spec_of.items():
+        label = page.locator(f"label[for='f-{i}']")
+        assert label.count() == 1, name
+        assert (label.locator(".required").count() == 1) == spec["required"], name
+        kind = page.get_attribute(f"#f-{i}", "type")
+        if spec["role"] == "numeric":
+            assert kind == "number", name
+        elif spec["role"] == "datetime":
+            assert kind == "datetime-local", name
+
+    # A lead whose lead source is a category the model never saw goes through "Other".
+    record = _lead_record(new_leads, 0)
+    record["lead_source"] = "Podcast"
+    _fill_lead(page, model, record)
+    page.click("#score-button")
+    page.wait_for_selector("#result:not([hidden])")
+    shown = float(page.get_attribute("#probability-value", "value") or "nan")
+    body = {k: v for k, v in _json_ready(record).items() if k in _form_fields(model)}
+    api = call(open_api, "POST", "/v1/leads/score", body)
+    assert shown == api["probability"]
+    assert page.inner_text("#score") == str(api["score"])
+    assert page.inner_text("#grade") == api["grade"]
+    assert page.inner_text("#is-mql > span:first-child") == ("Yes" if api["is_mql"] else "No")
+    reasons = page.inner_text("#reasons-for") + page.inner_text("#reasons-against")
+    for reason in api["reasons"]["for"] + api["reasons"]["against"]:
+        assert reason["text"] in reasons
+    page.screenshot(path=str(screenshots / "lead.png"), full_page=True)
+
+    # Wrong values: the API's field-level problems appear next to their fields.
+    time_index, _ = spec_of["time_on_site_sec"]
+    date_index, _ = spec_of["created_at"]
+    page.fill(f"#f-{time_index}", "")
+    page.fill(f"#f-{date_index}", "1500-01-01T10:00:00")
+    page.click("#score-button")
+    expect(page.locator(f"#f-{time_index}-error")).to_contain_text("required")
+    assert "1678" in page.inner_text(f"#f-{date_index}-error")
+    assert page.get_attribute(f"#f-{time_index}", "aria-invalid") == "true"
+    assert page.get_attribute(f"#f-{date_index}", "aria-invalid") == "true"
+    other_errors = [
+        page.inner_text(f"#f-{i}-error")
+        for name, (i, _) in spec_of.items()
+        if name not in ("time_on_site_sec", "created_at")
+    ]
+    assert not any(other_errors)
+    assert page.is_hidden("#result")
+    tab.assert_no_script_errors()
+
+
+def _form_fields(model: dict[str, Any]) -> set[str]:
+    return {model["id_field"], *(f["name"] for f in model["fields"])}
+
+
+# --------------------------------------------------------------------------- the MQL line
+
+
+def _share_text(share: float) -> str:
+    return f"{share * 100:.1f} %"
+
+
+def test_policy_page_shows_the_line_simulates_and_sets_it(
+    tab: Tab, open_api: str, screenshots: Path
+) -> None:
+    page = tab.page
+    current = call(open_api, "GET", "/v1/mql-policy")
+    page.goto(open_api + "/policy")
+    expect(page.locator("#policy-sentence")).to_have_text(current["sentence"])
+    assert page.inner_text("#policy-volume").startswith(
+        _share_text(current["expected"]["mql_share"])
+    )
+
+    page.fill("#shift-points", "10")
+    page.click("#simulate-button")
+    page.wait_for_selector("#simulation:not([hidden])")
+    expected = call(open_api, "POST", "/v1/mql-policy/simulate", {"shift_points": 10})
+    now = page.inner_text("#sim-now-mql_share")
+    moved = page.inner_text("#sim-moved-mql_share")
+    assert now == _share_text(expected["current"]["mql_share"])
+    assert moved == _share_text(expected["proposed"]["mql_share"])
+    assert expected["proposed"]["mql_share"] > expected["current"]["mql_share"]
+    assert page.inner_text("#sim-moved-holdout_mqls") == f"{expected['proposed']['holdout_mqls']:,}"
+    assert page.inner_text("#sim-change-mql_share").startswith("+")
+    page.screenshot(path=str(screenshots / "policy.png"), full_page=True)
+
+    # Setting a policy (anonymous access carries the admin role here) adds a version.
+    page.click("#set-details summary")
+    page.select_option("#set-kind", "capacity")
+    page.fill("#set-per_week", "300")
+    page.fill("#set-leads_per_week", "1500")
+    page.fill("#set-set_by", "Page test")
+    page.fill("#set-reason", "sales can work 300 a week")
+    page.click("#set-button")
+    expect(page.locator("#set-status")).to_contain_text("Stored as version")
+    stored = call(open_api, "GET", "/v1/mql-policy")
+    assert stored["kind"] == "capacity"
+    expect(page.locator("#set-status")).to_have_text(f"Stored as version {stored['version']}.")
+    expect(page.locator("#policy-sentence")).to_have_text(stored["sentence"])
+    expect(page.locator("#history tbody")).to_contain_text("Page test")
+    history = page.inner_text("#history tbody")
+    assert "Page test" in history and "sales can work 300 a week" in history
+
+    # A value the API refuses is shown next to its field, one that ties two fields above them.
+    page.fill("#set-per_week", "0")
+    page.click("#set-button")
+    expect(page.locator("#set-per_week-error")).to_contain_text("greater than 0")
+    assert page.get_attribute("#set-per_week", "aria-invalid") == "true"
+    page.fill("#set-per_week", "3000")
+    page.click("#set-button")
+    expect(page.locator("#set-error")).to_contain_text("cannot exceed leads_per_week")
+    assert page.inner_text("#set-per_week-error") == ""
+    assert call(open_api, "GET", "/v1/mql-policy")["version"] == stored["version"]
+    tab.assert_no_script_errors()
+
+
+# --------------------------------------------------------------------------- API keys
+
+
+def test_pages_ask_for_a_key_once_when_the_api_needs_one(tab: Tab, keyed_api: str) -> None:
+    page = tab.page
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        call(keyed_api, "GET", "/v1/model")
+    assert refused.value.code == 401
+
+    response = page.goto(keyed_api + "/lead")
+    assert response is not None and response.ok  # the page itself needs no key
+    dialog = page.locator("#key-dialog")
+    dialog.wait_for(state="visible")
+    page.fill("#key-input", "not-the-key")
+    page.click("#key-submit")
+    expect(page.locator("#key-reason")).to_contain_text("refused")
+    page.fill("#key-input", SCORER_KEY)
+    page.click("#key-submit")
+    page.wait_for_selector("#lead-fields select")
+    assert dialog.is_hidden()
+
+    # The key is kept for the tab: another page works without asking again.
+    page.goto(keyed_api + "/")
+    expect(page.locator("#field-list")).to_contain_text("lead_source")
+    assert dialog.is_hidden()
+    assert page.is_visible("#key-button")
+    tab.assert_no_script_errors()

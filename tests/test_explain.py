@@ -1,0 +1,363 @@
+"""Reasons per lead agree with the model's own arithmetic; suggested moves really cross the line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+
+from conftest import demo_config
+from leadml import demo
+from leadml.bundle import ModelInfo, write_bundle
+from leadml.errors import PolicyError
+from leadml.explain import (
+    Explainer,
+    actionable_fields,
+    candidate_moves,
+    field_label,
+    format_value,
+    what_would_move,
+)
+from leadml.schema import ColumnSpec, Role
+from leadml.scoring import Scorer
+from leadml.train import TrainResult, train_model
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
+    pytest.mark.filterwarnings("ignore:LightGBM binary classifier:UserWarning"),
+]
+
+CATEGORICAL_DEMO_COLUMNS = (
+    "lead_source",
+    "campaign",
+    "country",
+    "industry",
+    "company_size",
+    "job_level",
+)
+
+
+def scorer_from(result: TrainResult, folder: Path) -> Scorer:
+    """Write a trained model as a bundle folder and load it the way the API does."""
+    info = ModelInfo(
+        name="explain-test",
+        kind=result.model_kind,
+        trained_at=result.trained_at,
+        schema=result.schema,
+        metrics=result.metrics,
+        calibration=result.calibration_method,
+        selection_reason=result.selection_reason,
+        reference_quantiles=tuple(float(q) for q in result.reference_quantiles),
+        libraries={},
+        pipeline_sha256="",
+        version="1",
+    )
+    write_bundle(
+        folder,
+        pipeline=result.pipeline,
+        info=info,
+        holdout=result.holdout,
+        holdout_y=result.holdout_y,
+        holdout_proba=result.holdout_proba,
+    )
+    return Scorer.load(folder)
+
+
+@pytest.fixture(scope="module", params=["lightgbm", "logistic"])
+def model(
+    request: pytest.FixtureRequest,
+    demo_frame: pd.DataFrame,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Scorer, TrainResult]:
+    result = train_model(demo_frame, demo_config(candidates=(request.param,)))
+    assert result.model_kind == request.param
+    return scorer_from(result, tmp_path_factory.mktemp(request.param)), result
+
+
+@pytest.fixture(scope="module")
+def lightgbm_model(
+    demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Scorer, TrainResult]:
+    result = train_model(demo_frame, demo_config(candidates=("lightgbm",)))
+    return scorer_from(result, tmp_path_factory.mktemp("lgbm")), result
+
+
+@pytest.fixture(scope="module")
+def logistic_model(
+    demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Scorer, TrainResult]:
+    result = train_model(demo_frame, demo_config(candidates=("logistic",)))
+    return scorer_from(result, tmp_path_factory.mktemp("logistic")), result
+
+
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def head_of(scorer: Scorer) -> Any:
+    return scorer.model.calibrated_classifiers_[0].estimator.estimator
+
+
+# --------------------------------------------------------------------------- contributions
+
+
+def test_logistic_contributions_sum_to_the_logit(
+    logistic_model: tuple[Scorer, TrainResult],
+) -> None:
+    scorer, result = logistic_model
+    explainer = Explainer.for_scorer(scorer)
+    X = scorer.preparer.transform(result.holdout)
+    logit = head_of(scorer).decision_function(X)
+    contributions = explainer.contributions(X)
+    assert contributions.shape == (len(X), len(result.schema.features))
+    np.testing.assert_allclose(explainer.base_value + contributions.sum(axis=1), logit, atol=1e-6)
+    # The typical lead (the baseline itself) has no reasons at all.
+    typical = explainer.contributions(explainer.typical_lead()[None, :])
+    np.testing.assert_allclose(typical, 0.0, atol=1e-12)
+
+
+def test_logistic_background_baseline_is_linear_shap(
+    logistic_model: tuple[Scorer, TrainResult],
+) -> None:
+    scorer, result = logistic_model
+    explainer = Explainer.for_scorer(scorer, background=result.holdout)
+    X = scorer.preparer.transform(result.holdout)
+    contributions = explainer.contributions(X)
+    np.testing.assert_allclose(
+        explainer.base_value + contributions.sum(axis=1),
+        head_of(scorer).decision_function(X),
+        atol=1e-6,
+    )
+    # With the mean of the same leads as baseline, every field's contribution averages to zero.
+    np.testing.assert_allclose(contributions.mean(axis=0), 0.0, atol=1e-9)
+
+
+def test_lightgbm_contributions_agree_with_shap(
+    lightgbm_model: tuple[Scorer, TrainResult],
+) -> None:
+    scorer, result = lightgbm_model
+    explainer = Explainer.for_scorer(scorer)
+    X = scorer.preparer.transform(result.holdout)
+    booster = head_of(scorer).booster_
+    tree_explainer = shap.TreeExplainer(booster)
+    per_column = np.asarray(tree_explainer.shap_values(X))
+    assert per_column.shape == X.shape
+    # Sum shap's per-column values into fields by name: a datetime's parts into the datetime.
+    names = list(scorer.preparer.feature_names_out_)
+    expected = np.column_stack(
+        [
+            per_column[:, [i for i, n in enumerate(names) if n.split("__")[0] == field]].sum(axis=1)
+            for field in explainer.fields
+        ]
+    )
+    contributions = explainer.contributions(X)
+    np.testing.assert_allclose(contributions, expected, atol=1e-6)
+    assert explainer.base_value == pytest.approx(float(np.ravel(tree_explainer.expected_value)[0]))
+    raw_margin = booster.predict(X, raw_score=True)
+    np.testing.assert_allclose(
+        explainer.base_value + contributions.sum(axis=1), raw_margin, atol=1e-6
+    )
+    np.testing.assert_allclose(explainer.margin(X), raw_margin, atol=1e-12)
+
+
+def test_lightgbm_contributions_match_shaps_own_tree_shap(
+    demo_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """An independent check: shap's own TreeSHAP implementation, not LightGBM's.
+
+    shap parses LightGBM trees into its own structure only for numeric splits, so this model
+    leaves out the categorical columns.
+    """
+    excluded = (*CATEGORICAL_DEMO_COLUMNS, *demo.LEAKY_COLUMNS)
+    result = train_model(demo_frame, demo_config(candidates=("lightgbm",), exclude=excluded))
+    scorer = scorer_from(result, tmp_path / "numeric")
+    explainer = Explainer.for_scorer(scorer)
+    X = scorer.preparer.transform(result.holdout)
+    tree_explainer = shap.TreeExplainer(head_of(scorer).booster_)
+    tree_explainer.model.model_type = "internal"  # use shap's algorithm, not LightGBM's shortcut
+    per_column = np.asarray(tree_explainer.shap_values(X))
+    names = list(scorer.preparer.feature_names_out_)
+    expected = np.column_stack(
+        [
+            per_column[:, [i for i, n in enumerate(names) if n.split("__")[0] == field]].sum(axis=1)
+            for field in explainer.fields
+        ]
+    )
+    np.testing.assert_allclose(explainer.contributions(X), expected, atol=1e-6)
+
+
+def test_datetime_parts_become_one_field(model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = model
+    explainer = Explainer.for_scorer(scorer)
+    assert explainer.fields == result.schema.feature_names
+    assert explainer.fields.count(demo.TIME_COLUMN) == 1
+    assert len(scorer.preparer.feature_names_out_) == len(explainer.fields) + 2
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+def test_reasons_follow_the_signs_of_the_contributions(model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = model
+    explainer = Explainer.for_scorer(scorer)
+    leads = result.holdout.head(40)
+    records = records_of(leads)
+    effects = explainer.contributions(scorer.preparer.transform_records(records))
+    explained = explainer.explain_records(records, top=3)
+    assert len(explained) == len(records)
+    for row, reasons in enumerate(explained):
+        assert len(reasons.for_) <= 3 and len(reasons.against) <= 3
+        by_field = dict(zip(explainer.fields, effects[row], strict=True))
+        for reason in reasons.for_:
+            assert reason.effect > 0 and reason.direction == "raises"
+            assert reason.text.endswith("raises the chance")
+            assert reason.effect == pytest.approx(by_field[reason.field])
+        for reason in reasons.against:
+            assert reason.effect < 0 and reason.direction == "lowers"
+            assert reason.text.endswith("lowers the chance")
+            assert reason.effect == pytest.approx(by_field[reason.field])
+        # The strongest reasons, strongest first.
+        positive = sorted((e for e in effects[row] if e > 1e-9), reverse=True)[:3]
+        assert [r.effect for r in reasons.for_] == pytest.approx(positive)
+        negative = sorted(e for e in effects[row] if e < -1e-9)[:3]
+        assert [r.effect for r in reasons.against] == pytest.approx(negative)
+    # The batch path gives the same reasons as the single-lead path.
+    batch = explainer.explain_frame(leads, top=3)
+    assert [r.to_dict() for r in batch] == [r.to_dict() for r in explained]
+
+
+def test_reason_texts_read_as_plain_words(
+    lightgbm_model: tuple[Scorer, TrainResult],
+) -> None:
+    scorer, result = lightgbm_model
+    explainer = Explainer.for_scorer(scorer)
+    lead = records_of(result.holdout.head(1))[0]
+    lead["job_level"] = None
+    reasons = explainer.explain_records([lead], top=len(explainer.fields))[0]
+    texts = {r.field: r.text for r in [*reasons.for_, *reasons.against]}
+    if "job_level" in texts:
+        assert texts["job_level"].startswith("Job level is missing ")
+    if "time_on_site_sec" in texts:
+        seconds = int(lead["time_on_site_sec"])
+        assert texts["time_on_site_sec"].startswith(f"Time on site = {seconds} s ")
+    assert texts, "a real lead has at least one reason"
+    assert all(" = " in t or " is missing " in t for t in texts.values())
+
+
+def test_labels_and_values() -> None:
+    assert field_label("time_on_site_sec") == "Time on site"
+    assert field_label("requested_demo") == "Requested demo"
+    assert field_label("Lead Source") == "Lead Source"
+    seconds = ColumnSpec("time_on_site_sec", Role.NUMERIC, integer=True)
+    assert format_value(seconds, 35) == "35 s"
+    assert format_value(ColumnSpec("pages_per_visit", Role.NUMERIC), 2.3456) == "2.35"
+    assert format_value(ColumnSpec("requested_demo", Role.BOOLEAN), "Yes") == "yes"
+    source = ColumnSpec("lead_source", Role.CATEGORICAL, categories=("Referral",))
+    assert format_value(source, "Referral") == "Referral"
+    assert format_value(source, "Carrier pigeon", known=False) == "Carrier pigeon (a rare value)"
+
+
+def test_unknown_category_is_named_as_rare(lightgbm_model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = lightgbm_model
+    explainer = Explainer.for_scorer(scorer)
+    lead = records_of(result.holdout.head(1))[0] | {"lead_source": "Carrier pigeon"}
+    reasons = explainer.explain_records([lead], top=len(explainer.fields))[0]
+    texts = [r.text for r in [*reasons.for_, *reasons.against] if r.field == "lead_source"]
+    assert all("Carrier pigeon (a rare value)" in t for t in texts)
+
+
+def test_top_must_be_positive(lightgbm_model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = lightgbm_model
+    with pytest.raises(ValueError, match="top"):
+        Explainer.for_scorer(scorer).explain_frame(result.holdout.head(1), top=0)
+
+
+# --------------------------------------------------------------------------- what would move
+
+
+def test_actionable_fields_leave_out_fixed_traits(
+    lightgbm_model: tuple[Scorer, TrainResult],
+) -> None:
+    _, result = lightgbm_model
+    fields = actionable_fields(result.schema.features)
+    for fixed in (*CATEGORICAL_DEMO_COLUMNS, demo.TIME_COLUMN, "newsletter_opt_in"):
+        assert fixed not in fields
+    for engagement in ("time_on_site_sec", "requested_demo", "email_clicks", "form_fills"):
+        assert engagement in fields
+
+
+def test_what_would_move_really_crosses_the_line(model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = model
+    explainer = Explainer.for_scorer(scorer)
+    cutoff = float(np.quantile(result.holdout_proba, 0.7))
+    records = records_of(result.holdout.head(60))
+    proba = scorer.predict_proba_records(records)
+    allowed = set(actionable_fields(explainer.specs))
+    found = 0
+    for record, before in zip(records, proba, strict=True):
+        suggestion = what_would_move(scorer, record, cutoff, explainer)
+        if before >= cutoff:
+            assert suggestion is None
+            continue
+        if suggestion is None:
+            continue
+        found += 1
+        assert suggestion.field in allowed
+        assert suggestion.probability_before == pytest.approx(before)
+        moved = record | {suggestion.field: suggestion.to_value}
+        after = scorer.predict_proba_records([moved])[0]
+        assert after >= cutoff
+        assert after == pytest.approx(suggestion.probability_after)
+        assert "would raise the probability from" in suggestion.sentence
+        assert "past the MQL line at" in suggestion.sentence
+    assert found >= 5
+
+
+def test_moves_are_the_smallest_per_field_best_first(
+    lightgbm_model: tuple[Scorer, TrainResult],
+) -> None:
+    scorer, result = lightgbm_model
+    explainer = Explainer.for_scorer(scorer)
+    cutoff = float(np.quantile(result.holdout_proba, 0.7))
+    records = records_of(result.holdout)
+    proba = scorer.predict_proba_records(records)
+    low = [r for r, p in zip(records, proba, strict=True) if p < cutoff][:20]
+    for record in low:
+        moves = candidate_moves(scorer, record, cutoff, explainer)
+        ranks = [(m.steps, -m.probability_after) for m in moves]
+        assert ranks == sorted(ranks)
+        assert len({m.field for m in moves}) == len(moves)
+        for move in moves:
+            if move.steps > 1 and isinstance(move.to_value, int | float):
+                # One step less in the same direction does not cross the line.
+                spec = result.schema.column(move.field)
+                column = explainer.fields.index(spec.name)
+                prepared_column = explainer.column_fields.index(column)
+                current = scorer.preparer.transform_records([record])[0, prepared_column]
+                options = explainer.numeric_moves(prepared_column, current)
+                up = float(move.to_value) > current
+                nearer = [v for v, s in options if s == move.steps - 1 and (v > current) == up]
+                for value in nearer:
+                    shifted = record | {move.field: value}
+                    assert scorer.predict_proba_records([shifted])[0] < cutoff
+
+
+def test_moves_only_try_the_fields_asked_for(lightgbm_model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = lightgbm_model
+    cutoff = float(np.quantile(result.holdout_proba, 0.7))
+    records = records_of(result.holdout)
+    proba = scorer.predict_proba_records(records)
+    record = next(r for r, p in zip(records, proba, strict=True) if p < cutoff)
+    moves = candidate_moves(scorer, record, cutoff, actionable=["requested_demo"])
+    assert {m.field for m in moves} <= {"requested_demo"}
+    assert candidate_moves(scorer, record, cutoff, actionable=[]) == []
+
+
+def test_what_would_move_rejects_a_bad_cutoff(lightgbm_model: tuple[Scorer, TrainResult]) -> None:
+    scorer, result = lightgbm_model
+    with pytest.raises(PolicyError):
+        what_would_move(scorer, records_of(result.holdout.head(1))[0], 1.5)
