@@ -1,0 +1,65 @@
+"""Compiled reasons for logistic models equal leadml's Explainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from api.fastpath import CompiledPredictor, probe_leads
+from api.reasons import CompiledExplainer
+from conftest import demo_config
+from leadml import demo
+from leadml.bundle import ModelInfo
+from leadml.explain import Explainer
+from leadml.scoring import Scorer
+from leadml.train import train_model
+
+
+@pytest.fixture(scope="module")
+def logistic_scorer() -> Scorer:
+    result = train_model(demo.generate_leads(2500, seed=21), demo_config(candidates=("logistic",)))
+    info = ModelInfo(
+        name="logistic",
+        kind=result.model_kind,
+        trained_at=result.trained_at,
+        schema=result.schema,
+        metrics=result.metrics,
+        calibration=result.calibration_method,
+        selection_reason=result.selection_reason,
+        reference_quantiles=tuple(result.reference_quantiles),
+        libraries={},
+        pipeline_sha256="",
+    )
+    return Scorer(result.pipeline, info)
+
+
+def test_compiled_contributions_equal_the_explainers(logistic_scorer: Scorer) -> None:
+    probes = pd.DataFrame(probe_leads(logistic_scorer.schema, 400, seed=9))
+    matrix = logistic_scorer.preparer.transform(probes)
+    plain = Explainer.for_scorer(logistic_scorer)
+    compiled = CompiledExplainer.for_scorer(logistic_scorer)
+    head = CompiledPredictor(logistic_scorer.pipeline).linear_head
+    assert head is not None
+    assert compiled.attach(head, matrix[:50]) <= 1e-9
+    np.testing.assert_allclose(
+        compiled.contributions(matrix), plain.contributions(matrix), rtol=0, atol=1e-9
+    )
+    records = probes.to_dict("records")
+    value = lambda row, name: records[row].get(name)  # noqa: E731
+    got = compiled.explain_matrix(matrix, value)
+    want = plain.explain_matrix(matrix, value)
+    for mine, theirs in zip(got, want, strict=True):
+        for side in ("for_", "against"):
+            ours, expected = getattr(mine, side), getattr(theirs, side)
+            assert [(r.field, r.text) for r in ours] == [(r.field, r.text) for r in expected]
+            assert [r.effect for r in ours] == pytest.approx([r.effect for r in expected], abs=1e-9)
+
+
+def test_a_tree_explainer_cannot_take_a_linear_head(logistic_scorer: Scorer) -> None:
+    compiled = CompiledExplainer.for_scorer(logistic_scorer)
+    compiled.kind = "lightgbm"
+    head = CompiledPredictor(logistic_scorer.pipeline).linear_head
+    assert head is not None
+    with pytest.raises(ValueError, match="only logistic"):
+        compiled.attach(head, np.zeros((1, logistic_scorer.preparer.n_features_out_)))
