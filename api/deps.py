@@ -1,11 +1,13 @@
 """Dependencies of the routes, as `Annotated` aliases.
 
-All are `async def`: FastAPI runs plain `def` dependencies in a thread pool, which would cost more
-than scoring a lead.
+All are `async def` (FastAPI runs plain `def` dependencies in a thread pool, which costs more than
+scoring a lead) and shallow: each dependency FastAPI resolves costs about 8 microseconds a request,
+so the scoring routes take one, `ScoringDep` (key, model and policy at once).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -25,6 +27,9 @@ api_key_header = APIKeyHeader(
     auto_error=False,
     description="An API key; its role (scorer or admin) decides what it may do.",
 )
+ApiKey = Annotated[str | None, Security(api_key_header)]
+_ALL_ROLES = frozenset(Role)
+_CHALLENGE = {"WWW-Authenticate": f'APIKey header="{HEADER}"'}
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,60 @@ class Principal:
 
     roles: frozenset[Role]
     anonymous: bool
+
+
+def authorize(request: Request, key: str | None, role: Role) -> Principal:
+    """The caller, if their key (or anonymous access) grants `role`; else 401 or 403."""
+    state = request.app.state
+    anonymous_allowed: bool = state.settings.allow_anonymous
+    keys: ApiKeys = state.api_keys
+    if not key or (anonymous_allowed and not keys):
+        if anonymous_allowed:
+            return Principal(_ALL_ROLES, anonymous=True)
+        raise HTTPException(401, f"send an API key in the {HEADER} header", headers=_CHALLENGE)
+    roles = keys.roles_of(key)
+    if not roles:
+        raise HTTPException(401, f"the {HEADER} key is not known here", headers=_CHALLENGE)
+    if role not in roles:
+        raise HTTPException(403, f"this needs the {role.value} role; the key does not have it")
+    return Principal(roles, anonymous=False)
+
+
+def current_model(request: Request) -> ServingModel:
+    """The model serving now, taken once: the request finishes on it even if a reload swaps."""
+    holder: ModelHolder | None = getattr(request.app.state, "holder", None)
+    model = holder.current if holder is not None else None
+    if model is None:
+        raise HTTPException(503, "no model is loaded yet; see /readyz")
+    return model
+
+
+def _require(role: Role) -> Callable[[Request, str | None], Awaitable[Principal]]:
+    async def check(request: Request, key: ApiKey) -> Principal:
+        return authorize(request, key, role)
+
+    check.__name__ = f"require_{role.value}"
+    return check
+
+
+require_scorer = _require(Role.SCORER)
+require_admin = _require(Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """What a scoring request needs: the caller, the model serving now and its MQL policy."""
+
+    principal: Principal
+    model: ServingModel
+    policy: ActivePolicy
+
+
+async def get_scoring(request: Request, key: ApiKey) -> Scoring:
+    principal = authorize(request, key, Role.SCORER)
+    model = current_model(request)
+    policies: PolicyCache = request.app.state.policies
+    return Scoring(principal, model, await policies.active(model.scorer))
 
 
 async def get_settings(request: Request) -> Settings:
@@ -46,16 +105,11 @@ async def get_holder(request: Request) -> ModelHolder:
 
 
 async def get_serving(request: Request) -> ServingModel:
-    """The model serving now, taken once: the request finishes on it even if a reload swaps."""
-    holder: ModelHolder | None = getattr(request.app.state, "holder", None)
-    model = holder.current if holder is not None else None
-    if model is None:
-        raise HTTPException(503, "no model is loaded yet; see /readyz")
-    return model
+    return current_model(request)
 
 
-async def get_scorer(model: Annotated[ServingModel, Depends(get_serving)]) -> Scorer:
-    return model.scorer
+async def get_scorer(request: Request) -> Scorer:
+    return current_model(request).scorer
 
 
 async def get_policies(request: Request) -> PolicyCache:
@@ -68,55 +122,15 @@ async def get_policy_book(request: Request) -> ServingPolicyBook:
     return book
 
 
-async def get_active_policy(
-    model: Annotated[ServingModel, Depends(get_serving)],
-    policies: Annotated[PolicyCache, Depends(get_policies)],
-) -> ActivePolicy:
-    return await policies.active(model.scorer)
+async def get_active_policy(request: Request) -> ActivePolicy:
+    policies: PolicyCache = request.app.state.policies
+    return await policies.active(current_model(request).scorer)
 
 
 async def get_reloader(request: Request) -> Reloader:
     reloader: Reloader = request.app.state.reloader
     return reloader
 
-
-async def get_principal(
-    request: Request, key: Annotated[str | None, Security(api_key_header)]
-) -> Principal:
-    keys: ApiKeys = request.app.state.api_keys
-    anonymous_allowed: bool = request.app.state.settings.allow_anonymous
-    if not key:
-        if anonymous_allowed:
-            return Principal(frozenset(Role), anonymous=True)
-        raise HTTPException(
-            401,
-            f"send an API key in the {HEADER} header",
-            headers={"WWW-Authenticate": f'APIKey header="{HEADER}"'},
-        )
-    if not keys and anonymous_allowed:
-        return Principal(frozenset(Role), anonymous=True)
-    roles = keys.roles_of(key)
-    if not roles:
-        raise HTTPException(
-            401,
-            f"the {HEADER} key is not known here",
-            headers={"WWW-Authenticate": f'APIKey header="{HEADER}"'},
-        )
-    return Principal(roles, anonymous=False)
-
-
-def _require(role: Role):  # type: ignore[no-untyped-def]
-    async def check(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-        if role not in principal.roles:
-            raise HTTPException(403, f"this needs the {role.value} role; the key does not have it")
-        return principal
-
-    check.__name__ = f"require_{role.value}"
-    return check
-
-
-require_scorer = _require(Role.SCORER)
-require_admin = _require(Role.ADMIN)
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
@@ -126,7 +140,8 @@ PoliciesDep = Annotated[PolicyCache, Depends(get_policies)]
 PolicyBookDep = Annotated[ServingPolicyBook, Depends(get_policy_book)]
 ActivePolicyDep = Annotated[ActivePolicy, Depends(get_active_policy)]
 ReloaderDep = Annotated[Reloader, Depends(get_reloader)]
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
+#: Key + model + policy for the scoring routes, in one dependency.
+ScoringDep = Annotated[Scoring, Depends(get_scoring)]
 #: The caller may score leads (scorer or admin key, or anonymous access).
 ScorerRole = Annotated[Principal, Depends(require_scorer)]
 #: The caller may reload the model and change the MQL policy (admin key, or anonymous access).

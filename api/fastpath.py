@@ -27,7 +27,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -249,7 +249,7 @@ class _LightGBMHead:
         self.raw = raw
         self.num_iteration = booster.best_iteration if booster.best_iteration > 0 else -1
         self._lock = threading.Lock()
-        self._lib = getattr(basic, "_LIB", None)
+        self._lib: Any = getattr(basic, "_LIB", None)
         self._fast_config: ctypes.c_void_p | None = None
         try:
             self._init_single_row(basic, n_features)
@@ -445,9 +445,7 @@ class LinearHead:
             raise FastPathUnavailable("not a binary logistic regression")
         coef = np.asarray(classify.coef_[0], dtype=float)
         self.intercept = float(classify.intercept_[0])
-        category_sizes = {
-            name: len(mapping) for name, mapping in preparer.category_maps_.items()
-        }
+        category_sizes = {name: len(mapping) for name, mapping in preparer.category_maps_.items()}
         names = list(preparer.feature_names_out_)
         self.blocks: list[tuple[np.ndarray, _ImputeAndScale | _CodeTables]] = []
         for name, transformer, columns in encode.transformers_:
@@ -616,7 +614,7 @@ def verify_fast_path(
     """Largest difference between the compiled path and `pipeline.predict_proba` on `leads`,
     as a batch and one lead at a time; raises `FastPathUnavailable` above `TOLERANCE`."""
     expected = np.asarray(pipeline.predict_proba(leads)[:, 1], dtype=float)
-    records = leads.to_dict("records")
+    records = cast(list[dict[str, Any]], leads.to_dict("records"))
     as_batch = predictor.predict_proba(records)
     one_by_one = np.concatenate([predictor.predict_proba([r]) for r in records[:25]])
     worst = max(

@@ -103,11 +103,11 @@ def _as_moment(value: Any) -> Any:
         try:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
         except (OverflowError, ValueError):
-            raise PydanticCustomError("datetime_range", "Input is not a representable time") from None
+            raise PydanticCustomError(
+                "datetime_range", "Input is not a representable time"
+            ) from None
     if moment is not None and not _EARLIEST <= moment <= _LATEST:
-        raise PydanticCustomError(
-            "datetime_range", "Input should be a date between 1678 and 2261"
-        )
+        raise PydanticCustomError("datetime_range", "Input should be a date between 1678 and 2261")
     return moment
 
 
@@ -117,10 +117,10 @@ def _parse_moment_text(text: str) -> datetime:
     except ValueError:
         pass
     try:
-        stamp = pd.Timestamp(text)
+        stamp: object = pd.Timestamp(text)
     except (TypeError, ValueError, OverflowError):
-        stamp = pd.NaT
-    if stamp is pd.NaT or not isinstance(stamp, pd.Timestamp):
+        stamp = None
+    if not isinstance(stamp, pd.Timestamp) or pd.isna(stamp):
         raise PydanticCustomError(
             "datetime_parsing",
             "Input should be a date and time, e.g. 2024-05-01T10:00:00Z; got {value}",
@@ -208,7 +208,7 @@ class LeadModel:
     """The generated request model of one trained model, with its batch form and an example."""
 
     model: type[BaseModel]
-    batch: TypeAdapter[list[BaseModel]]
+    batch: TypeAdapter[list[Any]]
     id_field: str
     feature_names: tuple[str, ...]
     #: Every field a lead may carry: the id, the features and the known-but-ignored columns.
@@ -238,15 +238,21 @@ class LeadModel:
         )
 
 
+def id_field_of(schema: LeadSchema) -> str:
+    """The field carrying a lead's id: the schema's id column, else `lead_id`."""
+    if schema.id_column:
+        return schema.id_column
+    # A feature may itself be called lead_id; the id then gets another name.
+    return DEFAULT_ID_FIELD if DEFAULT_ID_FIELD not in schema.feature_names else "lead_id_"
+
+
 def build_lead_model(
     schema: LeadSchema, holdout: pd.DataFrame | None = None, title: str = "Lead"
 ) -> LeadModel:
     """Generate the request model for `schema` (examples from the holdout's typical values)."""
     placeholders = normalise_placeholders(schema.placeholders)
     example = example_lead(schema, holdout)
-    id_field = schema.id_column or DEFAULT_ID_FIELD
-    if id_field in schema.feature_names:  # a feature named lead_id: the id gets another name
-        id_field = f"{DEFAULT_ID_FIELD}_"
+    id_field = id_field_of(schema)
     fields: dict[str, Any] = {
         "lead_id__": (
             str | None,
@@ -277,7 +283,7 @@ def build_lead_model(
         title=title,
     )
     model = create_model(title, __config__=config, **fields)
-    batch: TypeAdapter[list[BaseModel]] = TypeAdapter(list[model])  # type: ignore[valid-type]
+    batch: TypeAdapter[list[Any]] = TypeAdapter(list[model])  # type: ignore[valid-type]
     return LeadModel(
         model=model,
         batch=batch,
@@ -291,10 +297,7 @@ def build_lead_model(
 
 def example_lead(schema: LeadSchema, holdout: pd.DataFrame | None = None) -> dict[str, Any]:
     """A typical lead, made from the schema and holdout summaries (never a real lead's row)."""
-    id_field = schema.id_column or DEFAULT_ID_FIELD
-    if id_field in schema.feature_names:
-        id_field = f"{DEFAULT_ID_FIELD}_"
-    lead: dict[str, Any] = {id_field: "lead-0001"}
+    lead: dict[str, Any] = {id_field_of(schema): "lead-0001"}
     for spec in schema.features:
         column = holdout[spec.name] if holdout is not None and spec.name in holdout else None
         lead[spec.name] = _typical_value(spec, column)

@@ -26,7 +26,7 @@ from fastapi.responses import JSONResponse
 from api.keys import ApiKeys, KeyConfigError
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
-from api.model_holder import ModelHolder, ReloadError, Reloader
+from api.model_holder import ModelHolder, Refusal, Reloader
 from api.pages import install_pages
 from api.policies import PolicyCache, ServingPolicyBook
 from api.routes import admin, health, leads, model, mql_policy
@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.api_keys = keys
     app.state.metrics = metrics
     app.state.holder = ModelHolder()
-    for router in (health.router, leads.router, model.router, admin.router, mql_policy.router):
+    # The scoring routes first: a request is matched against the routes in this order.
+    for router in (leads.router, health.router, model.router, admin.router, mql_policy.router):
         app.include_router(router)
     # -- web pages (api/pages.py): HTML shells at /, /lead, /policy and their /static files --
     install_pages(app)
@@ -101,14 +102,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _announce_access(settings, app.state.api_keys)
     store = Store.from_url(settings.database_url)
     await anyio.to_thread.run_sync(_migrate, store)
-    policies_ref: list[PolicyCache] = []
     book = ServingPolicyBook(
         store,
-        on_change=lambda: policies_ref[0].invalidate() if policies_ref else None,
+        on_change=lambda: policies.invalidate(),  # a policy set here counts from the next score
         cache_seconds=settings.policy_refresh_seconds,
     )
     policies = PolicyCache(book, settings.policy_refresh_seconds)
-    policies_ref.append(policies)
     holder: ModelHolder = app.state.holder
     reloader = Reloader(
         holder,
@@ -124,7 +123,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         first = await anyio.to_thread.run_sync(load_serving_model, settings, book, policies)
     except Exception as error:
-        log.error("cannot start: the model at %s cannot be served: %s", settings.serving_uri, error)
+        log.error(
+            "cannot start: the model at %s cannot be served: %s. Train and promote one first"
+            " (leadml train ..., leadml promote), or point LEADML_MODEL_URI at a model folder",
+            settings.serving_uri,
+            error,
+        )
         store.close()
         raise
     holder.swap(first)
@@ -189,8 +193,8 @@ def _on_swap(
     return swapped
 
 
-def _on_refuse(app: FastAPI) -> Callable[[ReloadError], None]:
-    def refused(error: ReloadError) -> None:
+def _on_refuse(app: FastAPI) -> Callable[[Refusal], None]:
+    def refused(error: Refusal) -> None:
         metrics: ApiMetrics = app.state.metrics
         metrics.reloads.labels("refused").inc()
 
@@ -278,9 +282,7 @@ def add_lead_bodies(
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {
-                            leads.UPLOAD_FIELD: {"type": "string", "format": "binary"}
-                        },
+                        "properties": {leads.UPLOAD_FIELD: {"type": "string", "format": "binary"}},
                         "required": [leads.UPLOAD_FIELD],
                     }
                 },

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -52,6 +53,7 @@ class ApiMetrics:
             ["name", "version", "alias", "kind", "fast_path"],
             registry=self.registry,
         )
+        self._grades: dict[str, Any] = {}
         self.reloads = Counter(
             "leadml_model_reloads",
             "Model reload attempts by outcome (reloaded, refused).",
@@ -64,11 +66,16 @@ class ApiMetrics:
         for grade in grades:
             counts[grade] = counts.get(grade, 0) + 1
         for grade, count in counts.items():
-            self.scores.labels(grade).inc(count)
+            child = self._grades.get(grade)
+            if child is None:  # labels() validates and locks; its children can be kept
+                child = self._grades[grade] = self.scores.labels(grade)
+            child.inc(count)
         if mqls:
             self.mqls.inc(mqls)
 
-    def serving(self, name: str, version: str | None, alias: str | None, kind: str, fast: str) -> None:
+    def serving(
+        self, name: str, version: str | None, alias: str | None, kind: str, fast: str
+    ) -> None:
         """Point the info gauge at the model now served (and only at it)."""
         self.model_info.clear()
         self.model_info.labels(name, version or "", alias or "", kind, fast).set(1)
@@ -80,6 +87,7 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,5 +109,18 @@ class MetricsMiddleware:
             template = getattr(route, "path", None) or UNMATCHED
             method = scope.get("method", "")
             method = method if method in _METHODS else "OTHER"
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            count, latency = self._series(method, template, status)
+            count.inc()
+            latency.observe(time.perf_counter() - started)
+
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        # labels() validates and locks on every call; the children themselves are reusable.
+        key = (method, route, status)
+        series = self._children.get(key)
+        if series is None:
+            series = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            self._children[key] = series
+        return series

@@ -28,7 +28,7 @@ Outcome = Literal["reloaded", "unchanged", "refused"]
 
 
 @dataclass(frozen=True)
-class ReloadError:
+class Refusal:
     at: datetime
     source: str
     message: str
@@ -66,7 +66,7 @@ class ModelHolder:
         self._current: ServingModel | None = None
         self._lock = threading.Lock()
         self.last_reload_at: datetime | None = None
-        self.last_error: ReloadError | None = None
+        self.last_error: Refusal | None = None
 
     @property
     def current(self) -> ServingModel | None:
@@ -79,7 +79,7 @@ class ModelHolder:
             self.last_error = None
         return previous
 
-    def refused(self, error: ReloadError) -> None:
+    def refused(self, error: Refusal) -> None:
         with self._lock:
             self.last_reload_at = error.at
             self.last_error = error
@@ -101,7 +101,7 @@ class Reloader:
         fingerprint: Callable[[], str],
         load: Callable[[], ServingModel],
         on_swap: Callable[[ServingModel, ServingModel | None], None],
-        on_refuse: Callable[[ReloadError], None] = lambda error: None,
+        on_refuse: Callable[[Refusal], None] = lambda error: None,
     ) -> None:
         self.holder = holder
         self.source = source
@@ -141,7 +141,7 @@ class Reloader:
             model = await anyio.to_thread.run_sync(self._load)
         except Exception as error:
             self._refused = target
-            refusal = ReloadError(
+            refusal = Refusal(
                 at=datetime.now(UTC),
                 source=self.source,
                 message=_first_line(error),

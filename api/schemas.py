@@ -24,7 +24,9 @@ class Reasons(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    for_: list[Reason] = Field(alias="for", description="Factors raising the chance, strongest first.")
+    for_: list[Reason] = Field(
+        alias="for", description="Factors raising the chance, strongest first."
+    )
     against: list[Reason] = Field(description="Factors lowering the chance, strongest first.")
 
 

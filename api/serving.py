@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -113,6 +114,10 @@ class ServingModel:
     lead_model: LeadModel
     loaded_at: datetime
     quantiles: np.ndarray = field(repr=False)
+    quantile_list: list[float] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quantile_list", [float(q) for q in self.quantiles])
 
     def score(
         self, records: Sequence[Mapping[str, Any]], policy: ActivePolicy, reasons: bool
@@ -122,9 +127,10 @@ class ServingModel:
             return []
         matrix = self.predictor.prepare(records)
         proba = np.clip(self.predictor.predict_matrix(matrix), 0.0, 1.0)
-        is_mql, grades = policy.decide(proba)
-        scores = to_score(proba)
-        percentiles = np.round(percentile_of(proba, self.quantiles), 1)
+        if len(records) == 1:  # plain floats: numpy's per-call cost exceeds the arithmetic
+            figures = [single_lead_figures(float(proba[0]), policy, self.quantile_list)]
+        else:
+            figures = batch_figures(proba, policy, self.quantiles)
         explained: list[Any] = [None] * len(records)
         if reasons and self.explainer is not None:
             found = self.explainer.explain_matrix(
@@ -138,16 +144,49 @@ class ServingModel:
             {
                 "lead_id": records[i].get(id_field),
                 "probability": float(proba[i]),
-                "score": int(scores[i]),
-                "grade": str(grades[i]),
-                "is_mql": bool(is_mql[i]),
-                "percentile": float(percentiles[i]),
+                "score": score,
+                "grade": grade,
+                "is_mql": is_mql,
+                "percentile": percentile,
                 "reasons": explained[i],
                 "model_version": self.version,
                 "policy_version": policy.version,
             }
-            for i in range(len(records))
+            for i, (score, grade, is_mql, percentile) in enumerate(figures)
         ]
+
+
+Figures = tuple[int, str, bool, float]
+
+
+def batch_figures(proba: np.ndarray, policy: ActivePolicy, quantiles: np.ndarray) -> list[Figures]:
+    """Score, grade, MQL decision and percentile of each probability (leadml's own functions)."""
+    is_mql, grades = policy.decide(proba)
+    scores = to_score(proba)
+    percentiles = np.round(percentile_of(proba, quantiles), 1)
+    return [
+        (int(scores[i]), str(grades[i]), bool(is_mql[i]), float(percentiles[i]))
+        for i in range(len(proba))
+    ]
+
+
+def single_lead_figures(p: float, policy: ActivePolicy, quantiles: list[float]) -> Figures:
+    """`batch_figures` for one probability in plain Python: the same numbers, a tenth the time.
+
+    Mirrors `to_score` (round half to even, like np.rint), `ActivePolicy.decide` (the first grade
+    whose lower bound the probability reaches) and `percentile_of` (share of reference quantiles
+    at or below, in %).
+    """
+    grade = policy.bands.labels[-1]
+    for label, bound in zip(policy.bands.labels, policy.bands.lower_bounds, strict=True):
+        if p >= bound:
+            grade = label
+            break
+    if len(quantiles) < 2:
+        percentile = 50.0
+    else:
+        percentile = min(max(100.0 * bisect_right(quantiles, p) / len(quantiles), 0.0), 100.0)
+    return round(p * 100.0), grade, p >= policy.cutoff, float(np.round(percentile, 1))
 
 
 def load_serving_model(
@@ -162,7 +201,9 @@ def load_serving_model(
     probes = pd.DataFrame(probe_leads(scorer.schema, PROBE_ROWS, seed=0))
     predictor, fallback = build_predictor(scorer.pipeline, [leads.head(SMOKE_ROWS), probes])
     if fallback:
-        log.warning("fast path off for %s: %s; scoring with the pipeline", bundle.info.name, fallback)
+        log.warning(
+            "fast path off for %s: %s; scoring with the pipeline", bundle.info.name, fallback
+        )
     explainer = _explainer(scorer, predictor, leads.head(SMOKE_ROWS))
     book.remember_holdout(scorer, Holdout(outcomes.astype(np.int64), trained_proba))
     model = ServingModel(
@@ -241,4 +282,3 @@ def describe_fields(model: ServingModel) -> list[dict[str, Any]]:
             }
         )
     return fields
-

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Annotated, Any
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, cast
 
 import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from pydantic_core import to_json
 from starlette.datastructures import UploadFile
 
-from api.deps import ActivePolicyDep, ScorerRole, ServingDep, SettingsDep
+from api.deps import ScoringDep, SettingsDep, get_scoring
+from api.keys import HEADER
 from api.lead_model import LeadModel, decode_json
 from api.metrics import ApiMetrics
 from api.schemas import AUTH_RESPONSES, BatchScores, LeadScore, Problem, ValidationProblem
@@ -31,14 +35,12 @@ THREAD_FROM_LEADS = 64
 CSV_TYPES = frozenset({"text/csv", "application/csv", "text/comma-separated-values"})
 UPLOAD_FIELD = "file"
 
-ReasonsQuery = Annotated[
-    bool,
-    Query(
-        description="Give the top factors for and against each lead. Reasons cost more than the"
-        " score itself (exact TreeSHAP for LightGBM models); pass false when only the score,"
-        " grade and ranking are needed."
-    ),
-]
+REASONS_DESCRIPTION = (
+    "Give the top factors for and against each lead. Reasons cost more than the score itself"
+    " (exact TreeSHAP for LightGBM models); pass false when only the score, grade and ranking"
+    " are needed."
+)
+ReasonsQuery = Annotated[bool, Query(description=REASONS_DESCRIPTION)]
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     413: {"model": Problem, "description": "The body (or the batch) is over the limit."},
@@ -47,26 +49,73 @@ COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+_TRUE_WORDS = frozenset({"true", "1", "yes", "on", "t", "y"})
+_FALSE_WORDS = frozenset({"false", "0", "no", "off", "f", "n"})
+
+
+class DirectRoute(APIRoute):
+    """An APIRoute whose endpoint takes the Request and is called as it is: no dependency or
+    parameter resolution (FastAPI's documented `get_route_handler` hook). For the single-lead
+    route, where that machinery costs more than scoring the lead; the endpoint resolves the key,
+    model, policy and query itself, and `openapi_extra` documents them."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        return cast(Callable[[Request], Coroutine[Any, Any, Response]], self.endpoint)
+
+
+async def score_lead(request: Request) -> Response:
+    """One lead in, its score out (the route is registered below, as a DirectRoute)."""
+    scoring = await get_scoring(request, request.headers.get(HEADER))
+    reasons = _reasons_wanted(request)
+    model = scoring.model
+    record = model.lead_model.parse_one(await request.body())
+    [result] = model.score([record], scoring.policy, reasons)
+    _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
+    return Response(to_json(result), media_type="application/json")
+
+
+router.add_api_route(
     "/score",
+    score_lead,
+    methods=["POST"],
+    route_class_override=DirectRoute,
     response_model=LeadScore,
     summary="Score one lead",
     description="Probability, score, grade, MQL decision, percentile and reasons for one lead."
     " The body is one lead as described by GET /v1/model (fields not known to the model answer"
     " 422).",
     responses=COMMON_RESPONSES,
+    openapi_extra={
+        "security": [{"APIKeyHeader": []}],
+        "parameters": [
+            {
+                "name": "reasons",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": True, "title": "Reasons"},
+                "description": REASONS_DESCRIPTION,
+            }
+        ],
+    },
 )
-async def score_lead(
-    request: Request,
-    _: ScorerRole,
-    model: ServingDep,
-    policy: ActivePolicyDep,
-    reasons: ReasonsQuery = True,
-) -> JSONResponse:
-    record = model.lead_model.parse_one(await request.body())
-    [result] = model.score([record], policy, reasons)
-    _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
-    return JSONResponse(result)
+
+
+def _reasons_wanted(request: Request) -> bool:
+    text = request.query_params.get("reasons")
+    if text is None or text.lower() in _TRUE_WORDS:
+        return True
+    if text.lower() in _FALSE_WORDS:
+        return False
+    raise RequestValidationError(
+        [
+            {
+                "type": "bool_parsing",
+                "loc": ["query", "reasons"],
+                "msg": "Input should be a valid boolean, unable to interpret input",
+                "input": text,
+            }
+        ]
+    )
 
 
 @router.post(
@@ -79,13 +128,9 @@ async def score_lead(
     responses=COMMON_RESPONSES,
 )
 async def score_batch(
-    request: Request,
-    _: ScorerRole,
-    model: ServingDep,
-    policy: ActivePolicyDep,
-    settings: SettingsDep,
-    reasons: ReasonsQuery = True,
+    request: Request, scoring: ScoringDep, settings: SettingsDep, reasons: ReasonsQuery = True
 ) -> JSONResponse:
+    model, policy = scoring.model, scoring.policy
     limit = settings.max_batch_leads
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
@@ -190,7 +235,9 @@ def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[di
                 "csv_row",
                 f"Row {number + 1} has {len(row)} values but the header names {len(header)}",
             )
-        leads.append({name: value if value != "" else None for name, value in zip(header, row)})
+        leads.append(
+            {name: value if value != "" else None for name, value in zip(header, row, strict=False)}
+        )
     return lead_model.parse_many(leads)
 
 
@@ -203,7 +250,9 @@ def _check_columns(header: list[str], lead_model: LeadModel) -> None:
             problems.append(_column_problem(name, "csv_duplicate", "Column appears twice"))
         elif name not in known:
             problems.append(
-                _column_problem(name, "extra_forbidden", "Unknown column: the model has no such field")
+                _column_problem(
+                    name, "extra_forbidden", "Unknown column: the model has no such field"
+                )
             )
         seen.add(name)
     for name in lead_model.required_names:

@@ -1,43 +1,27 @@
 """Shared pieces of the API tests: keys, settings pointing at the `trained` fixture, clients.
 
-Import the fixtures into a test module with `from api_testkit import client  # noqa: F401`
+Import the fixtures into a test module with `from api_testkit import client_fixture  # noqa: F401`
 (a conftest.py here would shadow tests/conftest.py, which other tests import by name).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 import threading
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import uvicorn
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.keys import hash_key
+from api.main import create_app
 from conftest import TrainedModel
 from leadml.settings import Settings
-
-
-def _ensure_policy_routes() -> None:
-    # api/routes/mql_policy.py is written by another change; until it lands, an empty router
-    # stands in so create_app (which includes it) can be tested. Remove once the file exists.
-    if importlib.util.find_spec("api.routes.mql_policy") is None:
-        stub = types.ModuleType("api.routes.mql_policy")
-        stub.router = APIRouter()  # type: ignore[attr-defined]
-        sys.modules["api.routes.mql_policy"] = stub
-
-
-_ensure_policy_routes()
-
-from api.main import create_app  # noqa: E402
 
 SCORER_KEY = "test-scorer-key-0123456789"
 ADMIN_KEY = "test-admin-key-9876543210"
@@ -63,8 +47,10 @@ def api_settings(trained: TrainedModel, folder: Path, **changes: Any) -> Setting
     return Settings(**values)
 
 
-@pytest.fixture(scope="module")
-def client(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
+@pytest.fixture(scope="module", name="client")
+def client_fixture(
+    trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
     """A started app (lifespan run) serving the fixture's champion, keys required."""
     app = create_app(api_settings(trained, tmp_path_factory.mktemp("api")))
     with TestClient(app) as client:

@@ -6,10 +6,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from api_testkit import ADMIN, SCORER, api_settings, client_fixture, example_lead  # noqa: F401
 from fastapi.testclient import TestClient
 
-from api_testkit import ADMIN, SCORER, client, api_settings, create_app, example_lead  # noqa: F401
-from api.main import StartupError
+from api.main import StartupError, create_app
 from conftest import TrainedModel
 
 SCORING_ROUTES = [
@@ -70,9 +70,10 @@ def test_anonymous_access_is_explicit_and_announced(
     trained: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = api_settings(trained, tmp_path, api_keys="", allow_anonymous=True)
-    with caplog.at_level(logging.WARNING, logger="leadml.api"), TestClient(
-        create_app(settings)
-    ) as client:
+    with (
+        caplog.at_level(logging.WARNING, logger="leadml.api"),
+        TestClient(create_app(settings)) as client,
+    ):
         assert "ANONYMOUS ACCESS IS ON" in caplog.text
         for method, path in [*SCORING_ROUTES, ("post", "/v1/admin/reload")]:
             assert call(client, method, path, {}) == 200, path

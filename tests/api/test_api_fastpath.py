@@ -61,7 +61,7 @@ def _random_value(spec: ColumnSpec, rng: np.random.Generator) -> Any:
     if spec.role is Role.NUMERIC:
         magnitude = float(rng.lognormal(1.5, 2.0))
         if spec.integer:
-            return int(round(magnitude))
+            return round(magnitude)
         return magnitude if rng.random() < 0.9 else -magnitude
     if spec.role is Role.BOOLEAN:
         return [True, False, "Yes", "No", "yes", "NO"][int(rng.integers(6))]
@@ -84,9 +84,7 @@ def mlflow_frame(schema: LeadSchema, leads: list[dict[str, Any]]) -> pd.DataFram
             whole = spec.integer and spec.required
             columns[spec.name] = pd.Series(numbers, dtype="int64" if whole else float)
         else:
-            columns[spec.name] = pd.Series(
-                [_as_text(v) for v in values], dtype=object
-            )
+            columns[spec.name] = pd.Series([_as_text(v) for v in values], dtype=object)
     return pd.DataFrame(columns)
 
 
@@ -121,7 +119,7 @@ def test_the_encoder_matches_the_preparers_frame_path(champion: Scorer) -> None:
     probes = pd.DataFrame(probe_leads(champion.schema, 500, seed=5))
     encoder = RecordEncoder(champion.preparer)
     expected = champion.preparer.transform(probes)
-    records = probes.to_dict("records")
+    records: list[dict[str, Any]] = probes.to_dict("records")  # type: ignore[assignment]
     np.testing.assert_array_equal(encoder.transform(records), expected)
     np.testing.assert_array_equal(encoder.transform(records[:1]), expected[:1])
 
@@ -153,8 +151,9 @@ def test_the_linear_shares_add_up_to_the_decision_function(logistic: TrainResult
     matrix = predictor.prepare(logistic.holdout.to_dict("records"))
     model_head = logistic.pipeline.named_steps["model"].calibrated_classifiers_[0].estimator
     expected = model_head.decision_function(matrix)
-    np.testing.assert_allclose(head.constant + head.per_column(matrix).sum(axis=1), expected,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        head.constant + head.per_column(matrix).sum(axis=1), expected, rtol=0, atol=1e-12
+    )
 
 
 def test_an_unknown_pipeline_keeps_the_pipelines_own_path(champion: Scorer) -> None:

@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 import schemathesis
+from api_testkit import ADMIN, api_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api_testkit import ADMIN, api_settings, create_app
+from api.main import create_app
 from conftest import TrainedModel
 
 #: Examples per operation and mode; the whole fuzz stays well under a minute.

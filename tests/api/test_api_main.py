@@ -6,10 +6,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from api_testkit import SCORER, api_settings, client_fixture, example_lead  # noqa: F401
 from fastapi.testclient import TestClient
 
 import api.main
-from api_testkit import SCORER, client, api_settings, create_app, example_lead  # noqa: F401
+from api.main import create_app
 from conftest import TrainedModel
 from leadml.errors import ModelError
 
@@ -62,7 +63,9 @@ def test_the_openapi_document_describes_the_lead_of_the_served_model(
     assert "X-API-Key" in str(document["components"]["securitySchemes"])
     for path in ("/v1/leads/score", "/v1/leads/score-batch", "/v1/model"):
         operation = next(iter(document["paths"][path].values()))
-        assert {"401", "403", "422" if path != "/v1/model" else "503"} <= set(operation["responses"])
+        assert {"401", "403", "422" if path != "/v1/model" else "503"} <= set(
+            operation["responses"]
+        )
 
 
 def test_the_example_lead_scores(client: TestClient) -> None:

@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import mlflow
 import pytest
+from api_testkit import ADMIN, SCORER, ServerThread, api_settings, example_lead
 from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
-from api_testkit import ADMIN, SCORER, ServerThread, api_settings, create_app, example_lead
+from api.main import create_app
 from conftest import TrainedModel
 from leadml.bundle import PIPELINE_FILE, read_info, write_info
 from leadml.tracking import CHAMPION, log_training, use_tracking
@@ -56,9 +57,10 @@ def test_the_admin_call_loads_the_version_the_alias_points_to(
         assert unchanged.status_code == 200 and unchanged.json()["outcome"] == "unchanged"
         move_alias(second)
         lead = example_lead(client)
-        assert client.post("/v1/leads/score", json=lead, headers=SCORER).json()[
-            "model_version"
-        ] == first  # nothing moves until asked (polling is off here)
+        assert (
+            client.post("/v1/leads/score", json=lead, headers=SCORER).json()["model_version"]
+            == first
+        )  # nothing moves until asked (polling is off here)
         reloaded = client.post("/v1/admin/reload", headers=ADMIN).json()
         assert reloaded == {
             "outcome": "reloaded",
@@ -90,9 +92,7 @@ def test_no_request_fails_while_the_alias_moves_under_load(
 ) -> None:
     first, second = two_versions
     move_alias(first)
-    settings = api_settings(
-        trained, tmp_path, model_name=RELOAD_NAME, reload_interval_seconds=0.1
-    )
+    settings = api_settings(trained, tmp_path, model_name=RELOAD_NAME, reload_interval_seconds=0.1)
     app = create_app(settings)
     with ServerThread(app) as server:
         lead = example_lead_of(app)
@@ -191,9 +191,7 @@ def test_the_poll_retries_a_refused_version_only_when_asked(
 ) -> None:
     folder = tmp_path / "model"
     shutil.copytree(trained.export_dir, folder)
-    settings = api_settings(
-        trained, tmp_path, model_uri=str(folder), reload_interval_seconds=0.05
-    )
+    settings = api_settings(trained, tmp_path, model_uri=str(folder), reload_interval_seconds=0.05)
     with TestClient(create_app(settings)) as client:
         info = read_info(folder)
         (folder / PIPELINE_FILE).write_bytes(b"not a model")

@@ -4,12 +4,14 @@ refresh interval when another process stores it, and a 503 when it cannot be rea
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_testkit import SCORER, api_settings, example_lead
 from fastapi.testclient import TestClient
 
-from api_testkit import SCORER, api_settings, create_app, example_lead
+from api.main import create_app
 from conftest import TrainedModel
 from leadml.policy import PolicyBook
 from leadml.store import Store
@@ -19,14 +21,16 @@ REFRESH = 0.3
 
 
 @pytest.fixture()
-def client(trained: TrainedModel, tmp_path: Path) -> TestClient:
+def client(trained: TrainedModel, tmp_path: Path) -> Iterator[TestClient]:
     settings = api_settings(trained, tmp_path, policy_refresh_seconds=REFRESH)
     with TestClient(create_app(settings)) as started:
         yield started
 
 
 def score(client: TestClient) -> dict[str, object]:
-    response = client.post("/v1/leads/score?reasons=false", json=example_lead(client), headers=SCORER)
+    response = client.post(
+        "/v1/leads/score?reasons=false", json=example_lead(client), headers=SCORER
+    )
     assert response.status_code == 200, response.text
     return response.json()
 

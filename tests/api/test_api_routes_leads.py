@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from api_testkit import SCORER, client_fixture, example_lead  # noqa: F401
 from fastapi.testclient import TestClient
 
-from api_testkit import SCORER, client, example_lead  # noqa: F401
 from conftest import TrainedModel
 from leadml.schema import Role
 from leadml.scoring import Scorer
@@ -121,7 +121,9 @@ def test_yes_no_words_and_booleans_score_alike(client: TestClient, scorer: Score
 def test_a_time_zone_is_read_as_utc(client: TestClient, scorer: Scorer) -> None:
     name = feature(scorer, Role.DATETIME)
     lead = example_lead(client)
-    utc = client.post("/v1/leads/score", json={**lead, name: "2024-03-05T08:00:00Z"}, headers=SCORER)
+    utc = client.post(
+        "/v1/leads/score", json={**lead, name: "2024-03-05T08:00:00Z"}, headers=SCORER
+    )
     local = client.post(
         "/v1/leads/score", json={**lead, name: "2024-03-05T10:00:00+02:00"}, headers=SCORER
     )
@@ -147,9 +149,7 @@ def test_true_false_is_not_a_number(client: TestClient, scorer: Scorer) -> None:
 
 
 def test_infinity_is_refused(client: TestClient, scorer: Scorer) -> None:
-    name = next(
-        s.name for s in scorer.schema.features if s.role is Role.NUMERIC and not s.integer
-    )
+    name = next(s.name for s in scorer.schema.features if s.role is Role.NUMERIC and not s.integer)
     body = json.dumps({**example_lead(client), name: 1e999}).replace("1e999", "Infinity")
     response = client.post("/v1/leads/score", content=body, headers=SCORER)
     assert locs(response) == [["body", name]]
@@ -320,9 +320,13 @@ def test_an_upload_without_the_file_field_is_422(client: TestClient) -> None:
     assert locs(response) == [["body", "file"]]
 
 
-def test_csv_with_bad_columns_is_422(client: TestClient, leads: list[dict[str, Any]], scorer: Scorer) -> None:
+def test_csv_with_bad_columns_is_422(
+    client: TestClient, leads: list[dict[str, Any]], scorer: Scorer
+) -> None:
     required = feature(scorer, Role.NUMERIC, required=True)
-    rows = [{**{k: v for k, v in lead.items() if k != required}, "shoe_size": 42} for lead in leads[:3]]
+    rows = [
+        {**{k: v for k, v in lead.items() if k != required}, "shoe_size": 42} for lead in leads[:3]
+    ]
     response = client.post(
         "/v1/leads/score-batch",
         content=to_csv(rows).encode(),

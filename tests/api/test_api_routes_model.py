@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from api_testkit import SCORER, client_fixture, example_lead  # noqa: F401
 from fastapi.testclient import TestClient
 
-from api_testkit import SCORER, client, example_lead  # noqa: F401
 from conftest import TrainedModel
 from leadml.schema import Role
 
@@ -80,9 +80,11 @@ def test_metrics_count_requests_scores_and_the_model(
     assert bad - metric(before, "leadml_http_requests_total", route=route, status="422") == 1
     assert metric(after, "leadml_http_request_duration_seconds_count", route=route) >= 4
     grade = scored[0]["grade"]
-    assert metric(after, "leadml_scores_total", grade=grade) - metric(
-        before, "leadml_scores_total", grade=grade
-    ) == 3
+    assert (
+        metric(after, "leadml_scores_total", grade=grade)
+        - metric(before, "leadml_scores_total", grade=grade)
+        == 3
+    )
     assert metric(after, "leadml_model_info", version=trained.version, alias="champion") == 1
 
 
