@@ -50,6 +50,27 @@ class LeadScore(BaseModel):
     )
 
 
+class Suggestion(BaseModel):
+    """The smallest change of one actionable trait that lifts a lead past the MQL line."""
+
+    field: str
+    from_value: Any
+    to_value: Any
+    probability_before: float
+    probability_after: float
+    cutoff: float
+    steps: int
+    sentence: str = Field(examples=["Requesting a demo would raise the probability ..."])
+
+
+class SingleLeadScore(LeadScore):
+    what_would_move: Suggestion | None = Field(
+        default=None,
+        description="Only with ?what_would_move=true: the smallest single change that would make"
+        " the lead an MQL, or null when it already is one or no single change would.",
+    )
+
+
 class RankedLeadScore(LeadScore):
     rank: int = Field(ge=1, description="1 = the most likely to convert in this batch.")
     row: int = Field(ge=1, description="Position of the lead in the request (1 = first).")

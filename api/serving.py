@@ -21,13 +21,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from api.fastpath import CompiledPredictor, Predictor, build_predictor, probe_leads
 from api.lead_model import LeadModel, build_lead_model
 from api.policies import PolicyCache, ServingPolicyBook
-from api.reasons import CompiledExplainer
 from leadml.bundle import Bundle, read_bundle, read_info
 from leadml.errors import ModelError
-from leadml.explain import Explainer
+from leadml.explain import CompiledExplainer, Explainer
+from leadml.fastpath import CompiledPredictor, Predictor, build_predictor, probe_leads
 from leadml.policy import ActivePolicy, Holdout
 from leadml.schema import Role
 from leadml.scoring import Scorer, percentile_of, to_score

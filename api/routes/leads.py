@@ -24,8 +24,15 @@ from api.deps import ScoringDep, SettingsDep, get_scoring
 from api.keys import HEADER
 from api.lead_model import LeadModel, decode_json
 from api.metrics import ApiMetrics
-from api.schemas import AUTH_RESPONSES, BatchScores, LeadScore, Problem, ValidationProblem
+from api.schemas import (
+    AUTH_RESPONSES,
+    BatchScores,
+    Problem,
+    SingleLeadScore,
+    ValidationProblem,
+)
 from api.serving import ServingModel
+from leadml.explain import what_would_move
 from leadml.policy import ActivePolicy
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
@@ -41,6 +48,10 @@ REASONS_DESCRIPTION = (
     " are needed."
 )
 ReasonsQuery = Annotated[bool, Query(description=REASONS_DESCRIPTION)]
+MOVE_DESCRIPTION = (
+    "For a lead below the MQL line, also give the smallest change of one actionable trait that"
+    " would lift it past the line (a few milliseconds more), or null when none would."
+)
 COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
     **AUTH_RESPONSES,
     413: {"model": Problem, "description": "The body (or the batch) is over the limit."},
@@ -66,10 +77,16 @@ class DirectRoute(APIRoute):
 async def score_lead(request: Request) -> Response:
     """One lead in, its score out (the route is registered below, as a DirectRoute)."""
     scoring = await get_scoring(request, request.headers.get(HEADER))
-    reasons = _reasons_wanted(request)
+    reasons = _flag(request, "reasons", default=True)
+    suggest = _flag(request, "what_would_move", default=False)
     model = scoring.model
     record = model.lead_model.parse_one(await request.body())
     [result] = model.score([record], scoring.policy, reasons)
+    if suggest:
+        move = None
+        if not result["is_mql"]:
+            move = what_would_move(model.scorer, record, scoring.policy.cutoff, model.explainer)
+        result["what_would_move"] = None if move is None else move.to_dict()
     _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
     return Response(to_json(result), media_type="application/json")
 
@@ -79,7 +96,7 @@ router.add_api_route(
     score_lead,
     methods=["POST"],
     route_class_override=DirectRoute,
-    response_model=LeadScore,
+    response_model=SingleLeadScore,
     summary="Score one lead",
     description="Probability, score, grade, MQL decision, percentile and reasons for one lead."
     " The body is one lead as described by GET /v1/model (fields not known to the model answer"
@@ -94,15 +111,24 @@ router.add_api_route(
                 "required": False,
                 "schema": {"type": "boolean", "default": True, "title": "Reasons"},
                 "description": REASONS_DESCRIPTION,
-            }
+            },
+            {
+                "name": "what_would_move",
+                "in": "query",
+                "required": False,
+                "schema": {"type": "boolean", "default": False, "title": "What would move"},
+                "description": MOVE_DESCRIPTION,
+            },
         ],
     },
 )
 
 
-def _reasons_wanted(request: Request) -> bool:
-    text = request.query_params.get("reasons")
-    if text is None or text.lower() in _TRUE_WORDS:
+def _flag(request: Request, name: str, default: bool) -> bool:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if text.lower() in _TRUE_WORDS:
         return True
     if text.lower() in _FALSE_WORDS:
         return False
@@ -110,7 +136,7 @@ def _reasons_wanted(request: Request) -> bool:
         [
             {
                 "type": "bool_parsing",
-                "loc": ["query", "reasons"],
+                "loc": ["query", name],
                 "msg": "Input should be a valid boolean, unable to interpret input",
                 "input": text,
             }

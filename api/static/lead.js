@@ -151,7 +151,7 @@
   // -- the result ---------------------------------------------------------------------------
   function moveSentence(result) {
     // The API may add "what would move this lead past the MQL line"; show it when it does.
-    const move = result.what_would_move ?? result.move ?? result.suggestion;
+    const move = result.what_would_move;
     if (move === undefined || result.is_mql) return null;
     if (move === null) return "No change of a single actionable trait would take this lead past the line.";
     return typeof move === "string" ? move : move.sentence || null;
@@ -200,7 +200,7 @@
     button.disabled = true;
     $("score-status").textContent = "Scoring…";
     try {
-      const result = await api("POST", "/v1/leads/score", { json: lead });
+      const result = await api("POST", "/v1/leads/score?what_would_move=true", { json: lead });
       showResult(result);
       $("score-status").textContent = "Scored.";
     } catch (error) {

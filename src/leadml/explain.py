@@ -46,6 +46,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
 from leadml.errors import ModelError, PolicyError
+from leadml.fastpath import LinearHead
 from leadml.features import LeadPreparer
 from leadml.schema import ColumnSpec, Role, parse_boolean
 
@@ -772,3 +773,38 @@ def what_would_move(
     """
     moves = candidate_moves(scorer, record, cutoff, explainer, actionable=actionable)
     return moves[0] if moves else None
+
+
+# -- compiled logistic contributions -----------------------------------------------------------
+#: Largest difference to `Explainer.contributions` that compiled contributions may show.
+COMPILED_TOLERANCE = 1e-9
+
+
+class CompiledExplainer(Explainer):
+    """An Explainer whose logistic contributions come from the compiled head when attached."""
+
+    _compiled: LinearHead | None = None
+
+    def attach(self, head: LinearHead, sample: FloatMatrix) -> float:
+        """Use `head` for contributions if it agrees with the Explainer on `sample` (prepared
+        leads); returns the largest difference. Raises ValueError when it does not agree."""
+        if self.kind != "logistic":
+            raise ValueError("only logistic contributions are compiled")
+        typical = head.per_column(self.typical_lead()[None, :])[0]
+        owners = np.asarray(self.column_fields, dtype=int)
+        to_fields = np.zeros((len(owners), len(self.fields)))
+        to_fields[np.arange(len(owners)), owners] = 1.0
+        expected = super().contributions(sample)
+        got = (head.per_column(np.atleast_2d(sample)) - typical) @ to_fields
+        worst = float(np.max(np.abs(got - expected), initial=0.0))
+        if not worst <= COMPILED_TOLERANCE:
+            raise ValueError(f"compiled contributions differ by {worst:.3g}")
+        self._compiled, self._typical, self._to_fields_matrix = head, typical, to_fields
+        return worst
+
+    def contributions(self, matrix: npt.ArrayLike) -> FloatMatrix:
+        if self._compiled is None:
+            return super().contributions(matrix)
+        X = np.atleast_2d(np.asarray(matrix, dtype=float))
+        shares = self._compiled.per_column(X) - self._typical
+        return np.asarray(shares @ self._to_fields_matrix, dtype=float)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from leadml.schema import (
     DATETIME_PARTS,
+    ColumnSpec,
     LeadSchema,
     Role,
     blank_placeholders,
@@ -31,31 +32,8 @@ from leadml.schema import (
     parse_boolean,
 )
 
-
-def _datetime_parts(moment: pd.Timestamp | datetime) -> list[float]:
-    values = {"weekday": moment.weekday(), "hour": moment.hour, "month": moment.month}
-    return [float(values[part]) for part in DATETIME_PARTS]
-
-
-def _parse_moment(value: Any) -> pd.Timestamp | None:
-    if isinstance(value, datetime):
-        return pd.Timestamp(value)
-    try:
-        moment = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return None
-    if moment is pd.NaT:
-        return None
-    if moment.tzinfo is not None:
-        moment = moment.tz_convert("UTC").tz_localize(None)
-    return moment
-
-
-def _to_float(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
+_NAN = math.nan
+_NAN_PARTS = (_NAN,) * len(DATETIME_PARTS)
 
 
 class LeadPreparer(TransformerMixin, BaseEstimator):
@@ -90,6 +68,7 @@ class LeadPreparer(TransformerMixin, BaseEstimator):
         self.categorical_mask_ = np.asarray(categorical, dtype=bool)
         self.placeholders_ = normalise_placeholders(self.schema.placeholders)
         self.n_features_out_ = len(names)
+        self.record_encoder_ = RecordEncoder(self)
         return self
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -138,32 +117,134 @@ class LeadPreparer(TransformerMixin, BaseEstimator):
         return codes.to_numpy(dtype=float, na_value=np.nan)
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
-        """The same numbers as `transform`, for a few leads given as dicts."""
-        matrix = np.full((len(records), self.n_features_out_), np.nan)
-        for row, record in enumerate(records):
-            matrix[row] = self._record_vector(record)
+        """The same numbers as `transform`, for leads given as dicts, without pandas."""
+        return self.record_encoder_.transform(records)
+
+
+def _numeric(value: Any, placeholders: frozenset[str]) -> float:
+    kind = type(value)
+    if kind is float or kind is int:
+        return float(value)
+    if value is None or is_missing(value, placeholders):
+        return _NAN
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return _NAN
+
+
+_BOOLEAN_CODES: dict[Any, float] = {True: 1.0, False: 0.0, None: _NAN}
+
+
+def _boolean(value: Any, placeholders: frozenset[str]) -> float:
+    if type(value) is bool or value is None:
+        return _BOOLEAN_CODES[value]
+    if is_missing(value, placeholders):
+        return _NAN
+    return parse_boolean(value)
+
+
+def _moment_parts(value: Any, placeholders: frozenset[str]) -> tuple[float, ...]:
+    """Weekday, hour and month in UTC, as the frame path (`pd.to_datetime(utc=True)`) has them."""
+    if value is None:
+        return _NAN_PARTS
+    if isinstance(value, datetime):
+        moment: datetime | pd.Timestamp = value
+    else:
+        if is_missing(value, placeholders):
+            return _NAN_PARTS
+        try:
+            moment = pd.Timestamp(value)
+        except (TypeError, ValueError):
+            return _NAN_PARTS
+        if moment is pd.NaT:
+            return _NAN_PARTS
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return (float(moment.weekday()), float(moment.hour), float(moment.month))
+
+
+class _CategoryColumn:
+    """Known category -> code; anything else present -> the 'other' code; missing -> NaN."""
+
+    def __init__(self, spec: ColumnSpec, mapping: Mapping[str, int], placeholders: frozenset[str]):
+        self.name = spec.name
+        self.codes = {category: float(code) for category, code in mapping.items()}
+        self.other = float(len(mapping))
+        self.placeholders = placeholders
+
+    def code(self, value: Any) -> float:
+        try:
+            known = self.codes.get(value)
+        except TypeError:  # unhashable
+            known = None
+        if known is not None:
+            return known
+        if value is None or is_missing(value, self.placeholders):
+            return _NAN
+        return self.codes.get(str(value).strip(), self.other)
+
+
+class RecordEncoder:
+    """The `LeadPreparer.transform` matrix for leads given as dicts, without pandas."""
+
+    def __init__(self, preparer: LeadPreparer) -> None:
+        schema: LeadSchema = preparer.schema
+        self.placeholders = normalise_placeholders(schema.placeholders)
+        self.features = schema.features
+        self.categories = {
+            spec.name: _CategoryColumn(spec, preparer.category_maps_[spec.name], self.placeholders)
+            for spec in self.features
+            if spec.role is Role.CATEGORICAL
+        }
+        width = sum(len(DATETIME_PARTS) if s.role is Role.DATETIME else 1 for s in self.features)
+        if width != preparer.n_features_out_:
+            raise ValueError(
+                f"the preparer makes {preparer.n_features_out_} columns, expected {width}"
+            )
+        self.n_features = width
+
+    def transform(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        if not records:
+            return np.empty((0, self.n_features))
+        if len(records) == 1:
+            return np.asarray([self._row(records[0])], dtype=float)
+        matrix = np.empty((len(records), self.n_features))
+        column = 0
+        for spec in self.features:
+            values = [record.get(spec.name) for record in records]
+            if spec.role is Role.DATETIME:
+                parts = [_moment_parts(v, self.placeholders) for v in values]
+                matrix[:, column : column + len(DATETIME_PARTS)] = parts
+                column += len(DATETIME_PARTS)
+                continue
+            matrix[:, column] = self._column(spec, values)
+            column += 1
         return matrix
 
-    def _record_vector(self, record: Mapping[str, Any]) -> list[float]:
-        vector: list[float] = []
-        placeholders = self.placeholders_
-        for spec in self.schema.features:
+    def _column(self, spec: ColumnSpec, values: list[Any]) -> np.ndarray | list[float]:
+        placeholders = self.placeholders
+        if spec.role is Role.NUMERIC:
+            if all(type(v) is float or type(v) is int or v is None for v in values):
+                return np.asarray(values, dtype=float)  # None -> NaN
+            return [_numeric(v, placeholders) for v in values]
+        if spec.role is Role.BOOLEAN:
+            return [_boolean(v, placeholders) for v in values]
+        column = self.categories[spec.name]
+        return [column.code(v) for v in values]
+
+    def _row(self, record: Mapping[str, Any]) -> list[float]:
+        row: list[float] = []
+        placeholders = self.placeholders
+        for spec in self.features:
             value = record.get(spec.name)
-            missing = is_missing(value, placeholders)
-            if spec.role is Role.NUMERIC:
-                vector.append(math.nan if missing else _to_float(value))
-            elif spec.role is Role.BOOLEAN:
-                vector.append(math.nan if missing else parse_boolean(value))
-            elif spec.role is Role.CATEGORICAL:
-                if missing:
-                    vector.append(math.nan)
-                else:
-                    mapping = self.category_maps_[spec.name]
-                    vector.append(float(mapping.get(str(value).strip(), len(mapping))))
+            role = spec.role
+            if role is Role.NUMERIC:
+                row.append(_numeric(value, placeholders))
+            elif role is Role.CATEGORICAL:
+                row.append(self.categories[spec.name].code(value))
+            elif role is Role.BOOLEAN:
+                row.append(_boolean(value, placeholders))
             else:
-                moment = None if missing else _parse_moment(value)
-                if moment is None:
-                    vector.extend([math.nan] * len(DATETIME_PARTS))
-                else:
-                    vector.extend(_datetime_parts(moment))
-        return vector
+                row.extend(_moment_parts(value, placeholders))
+        return row

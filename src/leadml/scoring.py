@@ -19,6 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from leadml.bundle import Bundle, ModelInfo, read_bundle
 from leadml.errors import DataError
+from leadml.fastpath import Predictor, build_predictor, probe_leads
 from leadml.features import LeadPreparer
 from leadml.schema import (
     LeadSchema,
@@ -32,6 +33,8 @@ from leadml.schema import (
 )
 
 SCORE_COLUMNS = ("probability", "score", "percentile")
+#: Random leads the compiled fast path must score exactly as the pipeline before it is used.
+FAST_PATH_PROBES = 200
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class Scorer:
         self.preparer: LeadPreparer = pipeline.named_steps["prepare"]
         self.model = pipeline.named_steps["model"]
         self._quantiles = np.asarray(info.reference_quantiles, dtype=float)
+        self._predictor: Predictor | None = None
+        self.fast_path_off: str | None = None
 
     # -- loading -------------------------------------------------------------------------------
     @classmethod
@@ -188,11 +193,19 @@ class Scorer:
         validate_frame(frame, self.schema)
         return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=float)
 
+    @property
+    def predictor(self) -> Predictor:
+        """The compiled fast path, checked against the pipeline on probe leads once; the
+        pipeline's own dict path if the model does not compile (`fast_path_off` says why)."""
+        if self._predictor is None:
+            probes = pd.DataFrame(probe_leads(self.schema, FAST_PATH_PROBES, seed=0))
+            self._predictor, self.fast_path_off = build_predictor(self.pipeline, [probes])
+        return self._predictor
+
     def predict_proba_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The same probabilities for leads as dicts, without building a DataFrame."""
         validate_records(records, self.schema)
-        matrix = self.preparer.transform_records(records)
-        return np.asarray(self.model.predict_proba(matrix)[:, 1], dtype=float)
+        return np.asarray(self.predictor.predict_proba(records), dtype=float)
 
     def score(self, leads: pd.DataFrame | Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """Probability, score and percentile per lead, in input order (with the id if known)."""

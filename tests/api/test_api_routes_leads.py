@@ -370,3 +370,23 @@ def test_csv_over_the_limit_is_413(client: TestClient, leads: list[dict[str, Any
         headers={**SCORER, "content-type": "text/csv"},
     )
     assert response.status_code == 413 and f"at most {LIMIT}" in response.json()["detail"]
+
+
+def test_what_would_move_a_lead_past_the_line(
+    client: TestClient, leads: list[dict[str, Any]]
+) -> None:
+    answers = [
+        client.post("/v1/leads/score?what_would_move=true", json=lead, headers=SCORER).json()
+        for lead in leads[:25]
+    ]
+    below = [a for a in answers if not a["is_mql"]]
+    moved = [a["what_would_move"] for a in below if a["what_would_move"] is not None]
+    assert below and moved
+    for move in moved:
+        assert move["probability_after"] >= move["cutoff"] > move["probability_before"]
+        assert "MQL line" in move["sentence"] or "line" in move["sentence"]
+    assert all(a.get("what_would_move") is None for a in answers if a["is_mql"])
+    plain = client.post("/v1/leads/score", json=leads[0], headers=SCORER).json()
+    assert "what_would_move" not in plain or plain["what_would_move"] is None
+    bad = client.post("/v1/leads/score?what_would_move=perhaps", json=leads[0], headers=SCORER)
+    assert locs(bad) == [["query", "what_would_move"]]

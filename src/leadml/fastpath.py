@@ -26,7 +26,6 @@ import ctypes
 import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -40,15 +39,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import QuantileTransformer
 
-from leadml.features import LeadPreparer
+from leadml.features import LeadPreparer, RecordEncoder
 from leadml.schema import (
     DATETIME_PARTS,
     ColumnSpec,
     LeadSchema,
     Role,
-    is_missing,
-    normalise_placeholders,
-    parse_boolean,
 )
 
 Records = Sequence[Mapping[str, Any]]
@@ -80,138 +76,6 @@ class Predictor(Protocol):
         ...
 
     def predict_proba(self, records: Records) -> FloatArray: ...
-
-
-# --------------------------------------------------------------------------- lead -> features
-
-
-def _numeric(value: Any, placeholders: frozenset[str]) -> float:
-    kind = type(value)
-    if kind is float or kind is int:
-        return float(value)
-    if value is None or is_missing(value, placeholders):
-        return _NAN
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return _NAN
-
-
-_BOOLEAN_CODES: dict[Any, float] = {True: 1.0, False: 0.0, None: _NAN}
-
-
-def _boolean(value: Any, placeholders: frozenset[str]) -> float:
-    if type(value) is bool or value is None:
-        return _BOOLEAN_CODES[value]
-    if is_missing(value, placeholders):
-        return _NAN
-    return parse_boolean(value)
-
-
-def _moment_parts(value: Any, placeholders: frozenset[str]) -> tuple[float, ...]:
-    """Weekday, hour and month in UTC, as the frame path (`pd.to_datetime(utc=True)`) has them."""
-    if value is None:
-        return _NAN_PARTS
-    if isinstance(value, datetime):
-        moment: datetime | pd.Timestamp = value
-    else:
-        if is_missing(value, placeholders):
-            return _NAN_PARTS
-        try:
-            moment = pd.Timestamp(value)
-        except (TypeError, ValueError):
-            return _NAN_PARTS
-        if moment is pd.NaT:
-            return _NAN_PARTS
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return (float(moment.weekday()), float(moment.hour), float(moment.month))
-
-
-class _CategoryColumn:
-    """Known category -> code; anything else present -> the 'other' code; missing -> NaN."""
-
-    def __init__(self, spec: ColumnSpec, mapping: Mapping[str, int], placeholders: frozenset[str]):
-        self.name = spec.name
-        self.codes = {category: float(code) for category, code in mapping.items()}
-        self.other = float(len(mapping))
-        self.placeholders = placeholders
-
-    def code(self, value: Any) -> float:
-        try:
-            known = self.codes.get(value)
-        except TypeError:  # unhashable
-            known = None
-        if known is not None:
-            return known
-        if value is None or is_missing(value, self.placeholders):
-            return _NAN
-        return self.codes.get(str(value).strip(), self.other)
-
-
-class RecordEncoder:
-    """The `LeadPreparer.transform` matrix for leads given as dicts, without pandas."""
-
-    def __init__(self, preparer: LeadPreparer) -> None:
-        schema: LeadSchema = preparer.schema
-        self.placeholders = normalise_placeholders(schema.placeholders)
-        self.features = schema.features
-        self.categories = {
-            spec.name: _CategoryColumn(spec, preparer.category_maps_[spec.name], self.placeholders)
-            for spec in self.features
-            if spec.role is Role.CATEGORICAL
-        }
-        width = sum(len(DATETIME_PARTS) if s.role is Role.DATETIME else 1 for s in self.features)
-        if width != preparer.n_features_out_:
-            raise FastPathUnavailable(
-                f"the preparer makes {preparer.n_features_out_} columns, expected {width}"
-            )
-        self.n_features = width
-
-    def transform(self, records: Records) -> FloatArray:
-        if not records:
-            return np.empty((0, self.n_features))
-        if len(records) == 1:
-            return np.asarray([self._row(records[0])], dtype=float)
-        matrix = np.empty((len(records), self.n_features))
-        column = 0
-        for spec in self.features:
-            values = [record.get(spec.name) for record in records]
-            if spec.role is Role.DATETIME:
-                parts = [_moment_parts(v, self.placeholders) for v in values]
-                matrix[:, column : column + len(DATETIME_PARTS)] = parts
-                column += len(DATETIME_PARTS)
-                continue
-            matrix[:, column] = self._column(spec, values)
-            column += 1
-        return matrix
-
-    def _column(self, spec: ColumnSpec, values: list[Any]) -> FloatArray | list[float]:
-        placeholders = self.placeholders
-        if spec.role is Role.NUMERIC:
-            if all(type(v) is float or type(v) is int or v is None for v in values):
-                return np.asarray(values, dtype=float)  # None -> NaN
-            return [_numeric(v, placeholders) for v in values]
-        if spec.role is Role.BOOLEAN:
-            return [_boolean(v, placeholders) for v in values]
-        column = self.categories[spec.name]
-        return [column.code(v) for v in values]
-
-    def _row(self, record: Mapping[str, Any]) -> list[float]:
-        row: list[float] = []
-        placeholders = self.placeholders
-        for spec in self.features:
-            value = record.get(spec.name)
-            role = spec.role
-            if role is Role.NUMERIC:
-                row.append(_numeric(value, placeholders))
-            elif role is Role.CATEGORICAL:
-                row.append(self.categories[spec.name].code(value))
-            elif role is Role.BOOLEAN:
-                row.append(_boolean(value, placeholders))
-            else:
-                row.extend(_moment_parts(value, placeholders))
-        return row
 
 
 # --------------------------------------------------------------------------- heads

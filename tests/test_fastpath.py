@@ -13,7 +13,10 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.tree import DecisionTreeClassifier
 
-from api.fastpath import (
+from api.lead_model import build_lead_model
+from conftest import TrainedModel, demo_config
+from leadml import demo
+from leadml.fastpath import (
     CompiledPredictor,
     PipelinePredictor,
     RecordEncoder,
@@ -22,9 +25,6 @@ from api.fastpath import (
     probe_leads,
     verify_fast_path,
 )
-from api.lead_model import build_lead_model
-from conftest import TrainedModel, demo_config
-from leadml import demo
 from leadml.schema import ColumnSpec, LeadSchema, Role
 from leadml.scoring import Scorer
 from leadml.tracking import load_bundle_from_mlflow

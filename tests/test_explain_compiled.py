@@ -6,12 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from api.fastpath import CompiledPredictor, probe_leads
-from api.reasons import CompiledExplainer
 from conftest import demo_config
 from leadml import demo
 from leadml.bundle import ModelInfo
-from leadml.explain import Explainer
+from leadml.explain import CompiledExplainer, Explainer
+from leadml.fastpath import CompiledPredictor, probe_leads
 from leadml.scoring import Scorer
 from leadml.train import train_model
 
