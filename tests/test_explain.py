@@ -12,7 +12,7 @@ import shap
 
 from conftest import demo_config
 from leadml import demo
-from leadml.bundle import ModelInfo, write_bundle
+from leadml.bundle import write_trained_bundle
 from leadml.errors import PolicyError
 from leadml.explain import (
     Explainer,
@@ -43,27 +43,7 @@ CATEGORICAL_DEMO_COLUMNS = (
 
 def scorer_from(result: TrainResult, folder: Path) -> Scorer:
     """Write a trained model as a bundle folder and load it the way the API does."""
-    info = ModelInfo(
-        name="explain-test",
-        kind=result.model_kind,
-        trained_at=result.trained_at,
-        schema=result.schema,
-        metrics=result.metrics,
-        calibration=result.calibration_method,
-        selection_reason=result.selection_reason,
-        reference_quantiles=tuple(float(q) for q in result.reference_quantiles),
-        libraries={},
-        pipeline_sha256="",
-        version="1",
-    )
-    write_bundle(
-        folder,
-        pipeline=result.pipeline,
-        info=info,
-        holdout=result.holdout,
-        holdout_y=result.holdout_y,
-        holdout_proba=result.holdout_proba,
-    )
+    write_trained_bundle(folder, result, name="explain-test", version="1")
     return Scorer.load(folder)
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import demo_config
 from leadml import demo
-from leadml.bundle import ModelInfo
+from leadml.bundle import write_trained_bundle
 from leadml.explain import CompiledExplainer, Explainer
 from leadml.fastpath import CompiledPredictor, probe_leads
 from leadml.scoring import Scorer
@@ -16,21 +16,12 @@ from leadml.train import train_model
 
 
 @pytest.fixture(scope="module")
-def logistic_scorer() -> Scorer:
+def logistic_scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
     result = train_model(demo.generate_leads(2500, seed=21), demo_config(candidates=("logistic",)))
-    info = ModelInfo(
-        name="logistic",
-        kind=result.model_kind,
-        trained_at=result.trained_at,
-        schema=result.schema,
-        metrics=result.metrics,
-        calibration=result.calibration_method,
-        selection_reason=result.selection_reason,
-        reference_quantiles=tuple(result.reference_quantiles),
-        libraries={},
-        pipeline_sha256="",
+    return Scorer(
+        result.pipeline,
+        write_trained_bundle(tmp_path_factory.mktemp("logistic"), result, name="logistic"),
     )
-    return Scorer(result.pipeline, info)
 
 
 def test_compiled_contributions_equal_the_explainers(logistic_scorer: Scorer) -> None:

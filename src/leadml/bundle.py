@@ -20,7 +20,7 @@ import shutil
 from dataclasses import dataclass, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
 import numpy as np
@@ -29,6 +29,9 @@ from sklearn.pipeline import Pipeline
 
 from leadml.errors import ModelError
 from leadml.schema import LeadSchema
+
+if TYPE_CHECKING:
+    from leadml.train import TrainResult
 
 FORMAT_VERSION = 1
 PIPELINE_FILE = "pipeline.joblib"
@@ -161,6 +164,39 @@ def write_bundle(
     holdout_frame.to_parquet(folder / HOLDOUT_FILE, index=False)
     write_info(folder, info)
     return info
+
+
+def write_trained_bundle(
+    folder: Path,
+    result: TrainResult,
+    *,
+    name: str,
+    run_id: str | None = None,
+    version: str | None = None,
+) -> ModelInfo:
+    """Write what one training produced as a bundle folder."""
+    info = ModelInfo(
+        name=name,
+        kind=result.model_kind,
+        trained_at=result.trained_at,
+        schema=result.schema,
+        metrics=result.metrics,
+        calibration=result.calibration_method,
+        selection_reason=result.selection_reason,
+        reference_quantiles=tuple(float(q) for q in result.reference_quantiles),
+        libraries=library_versions(),
+        pipeline_sha256="",
+        run_id=run_id,
+        version=version,
+    )
+    return write_bundle(
+        folder,
+        pipeline=result.pipeline,
+        info=info,
+        holdout=result.holdout,
+        holdout_y=result.holdout_y,
+        holdout_proba=result.holdout_proba,
+    )
 
 
 def write_info(folder: Path, info: ModelInfo) -> None:

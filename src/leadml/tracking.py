@@ -21,7 +21,7 @@ from leadml.bundle import (
     copy_bundle,
     library_versions,
     read_bundle,
-    write_bundle,
+    write_trained_bundle,
 )
 from leadml.errors import ModelError
 from leadml.evaluate import (
@@ -138,27 +138,7 @@ def log_training(
                     figure = plot(result.holdout_y, result.holdout_proba)
                     mlflow.log_artifact(str(_save_figure(figure, folder / name)), "plots")
                 bundle_dir = folder / BUNDLE_ARTIFACT
-                info = ModelInfo(
-                    name=model_name,
-                    kind=result.model_kind,
-                    trained_at=result.trained_at,
-                    schema=result.schema,
-                    metrics=result.metrics,
-                    calibration=result.calibration_method,
-                    selection_reason=result.selection_reason,
-                    reference_quantiles=tuple(float(q) for q in result.reference_quantiles),
-                    libraries=library_versions(),
-                    pipeline_sha256="",
-                    run_id=run.info.run_id,
-                )
-                write_bundle(
-                    bundle_dir,
-                    pipeline=result.pipeline,
-                    info=info,
-                    holdout=result.holdout,
-                    holdout_y=result.holdout_y,
-                    holdout_proba=result.holdout_proba,
-                )
+                write_trained_bundle(bundle_dir, result, name=model_name, run_id=run.info.run_id)
                 logged = mlflow.pyfunc.log_model(
                     name=MODEL_ARTIFACT,
                     python_model=LeadScoringModel(),
