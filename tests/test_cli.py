@@ -144,3 +144,17 @@ def test_the_whole_path_from_a_shell(tmp_path: Path) -> None:
     assert ranked["lead_id"].is_unique
     second = run("promote")
     assert "already champion" in second.stderr
+
+
+def test_serve_refuses_to_start_open_or_without_a_model(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("LEADML_API_KEYS", "LEADML_ALLOW_ANONYMOUS", "LEADML_MODEL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    code, err = run_cli(["serve"], capsys)
+    assert_one_line_error(code, err, "no API keys are configured", "LEADML_ALLOW_ANONYMOUS")
+    monkeypatch.setenv("LEADML_ALLOW_ANONYMOUS", "true")
+    monkeypatch.setenv("LEADML_MODEL_URI", str(tmp_path / "models" / "none"))
+    code, err = run_cli(["serve"], capsys)
+    assert_one_line_error(code, err, "no model at", "LEADML_MODEL_URI")

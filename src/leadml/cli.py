@@ -486,10 +486,36 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the scoring API on the model the settings (LEADML_*) point to."""
+    import importlib
+
     import uvicorn
 
-    # A string reference: leadml never imports the api package itself.
+    settings = _settings()
+    # The api package is found at run time, as uvicorn would: leadml never imports it statically.
+    # Its access check and a look for the model run here first, so a wrong setting is one line.
+    importlib.import_module("api.main").access_keys(settings)
+    _check_model_source(settings)
     uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def _check_model_source(settings: Settings) -> None:
+    source = settings.serving_uri
+    if source.startswith("models:/"):
+        from leadml.tracking import resolve_version, use_tracking
+
+        use_tracking(settings.tracking_uri)
+        try:
+            resolve_version(source)
+        except LeadmlError as error:
+            raise LeadmlError(
+                f"{error}; train and promote a model first (leadml train ..., leadml promote)"
+                f" or point LEADML_MODEL_URI at a models/<name> folder"
+            ) from None
+    elif not (Path(source) / "model.json").exists():
+        raise LeadmlError(
+            f"no model at {source}: LEADML_MODEL_URI must be a models/<name> folder"
+            " or an MLflow URI such as models:/lead-scoring@champion"
+        )
 
 
 def _quiet_libraries() -> None:
