@@ -37,8 +37,24 @@ def test_signature_derives_from_the_schema(trained: TrainedModel) -> None:
     info = mlflow.models.get_model_info(trained.champion_uri)
     inputs = {spec.name: spec for spec in info.signature.inputs.inputs}
     assert set(inputs) == set(trained.result.schema.feature_names)
-    assert inputs["lead_source"].type.name == "string"
     assert not inputs["industry"].required
+    assert inputs["lead_source"].required
+
+
+def test_mlflow_pyfunc_takes_leads_as_a_csv_gives_them(
+    trained: TrainedModel, demo_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """Subsets of a CSV read back with ints, blanks-only and booleans where training had others."""
+    leads = demo_frame.sample(60, random_state=3).copy()
+    leads["industry"] = None
+    leads["requested_demo"] = leads["requested_demo"] == "Yes"
+    leads.to_csv(tmp_path / "some.csv", index=False)
+    some = pd.read_csv(tmp_path / "some.csv")
+    model = mlflow.pyfunc.load_model(trained.champion_uri)
+    scorer = Scorer.load(trained.export_dir)
+    np.testing.assert_allclose(
+        model.predict(some)["probability"], scorer.score(some)["probability"], atol=1e-12
+    )
 
 
 def test_mlflow_pyfunc_gives_the_scorers_probabilities(

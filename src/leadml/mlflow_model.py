@@ -13,51 +13,31 @@ import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
 
 from leadml.bundle import Bundle, read_bundle
-from leadml.schema import ColumnSpec, LeadSchema, Role
+from leadml.schema import LeadSchema
 
 BUNDLE_ARTIFACT = "bundle"
 
-_MLFLOW_TYPES = {
-    Role.NUMERIC: "double",
-    Role.BOOLEAN: "string",
-    Role.CATEGORICAL: "string",
-    Role.DATETIME: "string",
-}
-
-
-def _mlflow_type(spec: ColumnSpec) -> str:
-    # MLflow refuses int64 input for a double column, and float input (a blank) for a long one:
-    # a column of whole numbers that was never blank is read back as int64, so it is a long.
-    if spec.role is Role.NUMERIC and spec.integer and spec.required:
-        return "long"
-    return _MLFLOW_TYPES[spec.role]
-
 
 def signature_for(schema: LeadSchema) -> ModelSignature:
-    """The MLflow signature, derived from the lead schema: features in, probability out."""
-    inputs = [
-        ColSpec(_mlflow_type(spec), spec.name, required=spec.required)  # type: ignore[arg-type]
-        for spec in schema.features
-    ]
+    """The MLflow signature, derived from the lead schema: features in, probability out.
+
+    Every input is `AnyType`: MLflow refuses, rather than converts, int64 for a double column,
+    floats (a blank) for a long one, booleans or an all-blank column for a string one, which a
+    CSV read of any real export produces somewhere. The fields, and which are required, come
+    from the schema; their types and categories are in schema.json and the API's request model,
+    and leadml's own preparation reads each value as the schema says.
+    """
+    inputs = [ColSpec(AnyType(), spec.name, required=spec.required) for spec in schema.features]
     outputs = [ColSpec("double", "probability")]  # type: ignore[arg-type]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))  # type: ignore[arg-type]
 
 
 def input_example(schema: LeadSchema, leads: pd.DataFrame, rows: int = 3) -> pd.DataFrame:
-    """A few real leads, typed as the signature says (text for anything not numeric)."""
-    example = leads.reindex(columns=schema.feature_names).head(rows).copy()
-    for spec in schema.features:
-        if spec.role is Role.NUMERIC:
-            numbers = pd.to_numeric(example[spec.name], errors="coerce")
-            example[spec.name] = numbers.astype("int64" if _mlflow_type(spec) == "long" else float)
-        else:
-            example[spec.name] = (
-                example[spec.name].map(lambda v: None if pd.isna(v) else str(v)).astype(object)
-            )
-    return example
+    """A few real leads (their feature columns as they were read)."""
+    return leads.reindex(columns=schema.feature_names).head(rows).copy()
 
 
 class LeadScoringModel(PythonModel):
