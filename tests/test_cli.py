@@ -136,9 +136,17 @@ def test_the_whole_path_from_a_shell(tmp_path: Path) -> None:
     promoted = run("promote")
     assert "promoted" in promoted.stderr
     assert (tmp_path / "models" / "lead-scoring" / "model.json").exists()
-    run("score", "leads.parquet", "-o", "ranked.csv", "--chunk-rows", "700")
+    run("score", "leads.parquet", "-o", "ranked.csv", "--chunk-rows", "700", "--reasons")
     ranked = pd.read_csv(tmp_path / "ranked.csv")
     assert len(ranked) == 3000
+    assert set(ranked["grade"]) <= set("ABCD")
+    assert ranked["is_mql"].any() and not ranked["is_mql"].all()
+    assert (
+        ranked.loc[ranked["is_mql"], "probability"].min()
+        >= ranked.loc[~ranked["is_mql"], "probability"].max()
+    )
+    assert ranked["policy_version"].isna().all()  # no policy stored yet: the default
+    assert ranked["reasons_for"].str.contains("raises the chance").any()
     assert ranked["probability"].is_monotonic_decreasing
     assert ranked["rank"].tolist() == list(range(1, 3001))
     assert ranked["lead_id"].is_unique

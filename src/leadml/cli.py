@@ -222,16 +222,37 @@ def score(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Leads read and scored at a time.")
     ] = 100_000,
+    reasons: Annotated[
+        bool,
+        typer.Option("--reasons", help="Add the top reasons for and against each lead (slower)."),
+    ] = False,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Where the MQL policy is kept (default $LEADML_DATABASE_URL)."
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Score a file of leads and write them ranked, highest probability first."""
+    """Score a file of leads and write them ranked, highest probability first, with each lead's
+    grade and MQL decision under the MQL policy in force."""
     from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks
+    from leadml.explain import Explainer
+    from leadml.policy import PolicyBook
     from leadml.scoring import Scorer
+    from leadml.store import Store
 
     if output.suffix.lower() not in (".csv", *PARQUET_SUFFIXES):
         raise DataError(f"cannot write {output}: use a .csv or .parquet file name")
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    store = Store.from_url(database_url or settings.database_url)
+    try:
+        store.migrate()
+        policy = PolicyBook(store).active(scorer)
+    finally:
+        store.close()
+    explainer = Explainer.for_scorer(scorer) if reasons else None
     parts: list[pd.DataFrame] = []
     first_row = 0
     with Progress(
@@ -249,6 +270,11 @@ def score(
                 raise DataError(f"{path}, rows from {first_row + 1}: {error}") from None
             if scorer.id_column not in scored.columns:
                 scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
+            scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
+            if explainer is not None:
+                found = explainer.explain_frame(chunk.reset_index(drop=True))
+                scored["reasons_for"] = ["; ".join(r.text for r in f.for_) for f in found]
+                scored["reasons_against"] = ["; ".join(r.text for r in f.against) for f in found]
             parts.append(scored)
             first_row += len(chunk)
             bar.update(task, advance=len(chunk), description=f"scored {first_row:,} leads")
@@ -258,14 +284,21 @@ def score(
         "probability", ascending=False, kind="stable"
     )
     ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    ranked["model_version"] = scorer.info.version
+    ranked["policy_version"] = policy.version
     if output.suffix.lower() in PARQUET_SUFFIXES:
         ranked.to_parquet(output, index=False)
     else:
         ranked.to_csv(output, index=False)
     console.print(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
+        f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
     )
+
+
+def _policy_label(version: int | None) -> str:
+    return f"MQL policy v{version}" if version is not None else "the default MQL policy"
 
 
 def _default_model(settings: Settings) -> str:
