@@ -15,6 +15,7 @@ from leadml import demo
 from leadml.bundle import write_trained_bundle
 from leadml.errors import PolicyError
 from leadml.explain import (
+    MIN_EFFECT,
     Explainer,
     actionable_fields,
     candidate_moves,
@@ -200,10 +201,10 @@ def test_reasons_follow_the_signs_of_the_contributions(model: tuple[Scorer, Trai
             assert reason.effect < 0 and reason.direction == "lowers"
             assert reason.text.endswith("lowers the chance")
             assert reason.effect == pytest.approx(by_field[reason.field])
-        # The strongest reasons, strongest first.
-        positive = sorted((e for e in effects[row] if e > 1e-9), reverse=True)[:3]
+        # The strongest reasons, strongest first; negligible effects are no reason.
+        positive = sorted((e for e in effects[row] if e > MIN_EFFECT), reverse=True)[:3]
         assert [r.effect for r in reasons.for_] == pytest.approx(positive)
-        negative = sorted(e for e in effects[row] if e < -1e-9)[:3]
+        negative = sorted(e for e in effects[row] if e < -MIN_EFFECT)[:3]
         assert [r.effect for r in reasons.against] == pytest.approx(negative)
     # The batch path gives the same reasons as the single-lead path.
     batch = explainer.explain_frame(leads, top=3)

@@ -57,8 +57,9 @@ FloatMatrix = npt.NDArray[np.float64]
 Direction = Literal["raises", "lowers"]
 ExplainerKind = Literal["lightgbm", "logistic"]
 
-#: Contributions smaller than this (in log-odds) are no reason at all.
-MIN_EFFECT = 1e-9
+#: Contributions smaller than this (in log-odds: the odds move by less than 5 %) are noise, not
+#: something to tell sales; a lead may then have fewer than `top` reasons on a side.
+MIN_EFFECT = 0.05
 #: LightGBM predictions on fewer leads than this run on one thread.
 SINGLE_THREAD_BELOW_ROWS = 1000
 #: A field missing in more than this share of training leads is missing in the typical lead.
