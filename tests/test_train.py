@@ -78,6 +78,9 @@ def test_report_has_what_a_machine_needs(demo_result: TrainResult) -> None:
     assert set(report["columns_used"]) == set(demo_result.schema.feature_names)
     reasons = {c["column"]: c["reason"] for c in report["columns_excluded"]}
     assert reasons["lead_id"] == "id"
+    flagged = {c["column"]: c for c in report["columns_flagged"]}
+    assert all(c["reason"] == "leakage_suspect" and c["detail"] for c in flagged.values())
+    assert not set(flagged) & set(reasons)
     assert report["split"]["by_time"] is True
     assert len(report["gains"]) == 10
 

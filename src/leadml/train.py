@@ -130,6 +130,17 @@ class TrainResult:
                 }
                 for spec in self.schema.dropped
             ],
+            "columns_flagged": [
+                {
+                    "column": finding.column,
+                    "reason": "leakage_suspect",
+                    "detail": finding.reason,
+                    "kept_by_user": finding.column in self.config.keep,
+                    "evidence": dict(finding.evidence),
+                }
+                for finding in self.leakage.findings
+                if finding.verdict == "warn" or finding.column in self.config.keep
+            ],
             "warnings": list(self.schema.warnings),
             "gains": self.gains.to_dict(orient="records"),
             "seconds": round(self.seconds, 2),
