@@ -118,7 +118,10 @@ class LeadPreparer(TransformerMixin, BaseEstimator):
 
     def transform_records(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """The same numbers as `transform`, for leads given as dicts, without pandas."""
-        return self.record_encoder_.transform(records)
+        encoder = self.__dict__.get("record_encoder_")
+        if encoder is None:  # a preparer pickled before encoders were kept with it
+            encoder = self.record_encoder_ = RecordEncoder(self)
+        return encoder.transform(records)
 
 
 def _numeric(value: Any, placeholders: frozenset[str]) -> float:
