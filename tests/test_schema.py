@@ -53,6 +53,16 @@ def test_roles_are_inferred_from_values(export: pd.DataFrame) -> None:
     assert not schema.column("Page Views").integer
 
 
+def test_timestamps_from_parquet_or_sql_are_dates(export: pd.DataFrame) -> None:
+    typed = export.assign(
+        Created=pd.to_datetime(export["Created"]),
+        Updated=pd.to_datetime(export["Created"], utc=True),
+    )
+    schema = infer_schema(typed, "Converted", "1")
+    assert schema.column("Created").role is Role.DATETIME
+    assert schema.column("Updated").role is Role.DATETIME
+
+
 def test_placeholders_count_as_missing_and_are_not_categories(export: pd.DataFrame) -> None:
     schema = infer_schema(export, "Converted", "1")
     source = schema.column("Lead Source")

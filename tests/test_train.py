@@ -142,3 +142,13 @@ def test_keep_overrides_the_leakage_guard(demo_frame: pd.DataFrame) -> None:
     )
     assert result.schema.column("sales_status").is_feature
     assert any("sales_status" in w for w in result.schema.warnings)
+
+
+def test_open_leads_are_left_out_not_counted_as_lost(demo_frame: pd.DataFrame) -> None:
+    leads = demo_frame.head(2000).copy()
+    leads["converted"] = leads["converted"].astype(object)
+    leads.loc[leads.index[:150], "converted"] = None
+    leads.loc[leads.index[150:200], "converted"] = " "
+    result = train_model(leads, demo_config(candidates=("logistic",)))
+    assert result.split_sizes["open_leads_left_out"] == 200
+    assert sum(result.split_sizes[k] for k in ("fit", "calibrate", "holdout")) == 1800

@@ -318,6 +318,9 @@ def infer_column(
             missing_share=missing_share,
             reason=f"a single value ({present.iloc[0]!r}) in every row that has one",
         )
+    if pd.api.types.is_datetime64_any_dtype(present.dtype):
+        # Checked first: pd.to_numeric would read timestamps (Parquet, SQL) as nanosecond counts.
+        return ColumnSpec(name, Role.DATETIME, required=required, missing_share=missing_share)
     if _looks_boolean(present):
         return ColumnSpec(name, Role.BOOLEAN, required=required, missing_share=missing_share)
     numbers = pd.to_numeric(present, errors="coerce")

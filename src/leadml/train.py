@@ -244,6 +244,16 @@ def train_model(
         return _train_model(frame, config, progress)
 
 
+def drop_open_leads(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """Leads whose outcome is still empty are open, not lost: they are left out of training."""
+    outcome = frame[target]
+    has_outcome = outcome.notna() & (outcome.astype("string").str.strip() != "").fillna(False)
+    n_open = int((~has_outcome).sum())
+    if n_open == 0:
+        return frame, 0
+    return frame[has_outcome.to_numpy()].reset_index(drop=True), n_open
+
+
 def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -> TrainResult:
     started = time.perf_counter()
     check_training_frame(
@@ -253,6 +263,9 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         time_column=config.time_column,
         named_columns=(*config.exclude, *config.keep),
     )
+    frame, n_open = drop_open_leads(frame, config.target)
+    if n_open:
+        progress(f"left out {n_open:,} leads with no outcome yet (empty {config.target!r})")
     y, positive = target_vector(frame[config.target], config.positive)
     check_class_counts(y)
     split = split_leads(
@@ -341,6 +354,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         config=config,
         positive_label=positive,
         split_sizes={
+            "open_leads_left_out": n_open,
             "fit": len(split.fit),
             "calibrate": len(split.calibrate),
             "holdout": len(split.holdout),
