@@ -124,3 +124,19 @@ def test_promotion_compares_on_the_champions_holdout(trained: TrainedModel) -> N
 def test_promote_without_a_challenger_says_what_to_do(trained: TrainedModel) -> None:
     with pytest.raises(ModelError, match="run leadml train first"):
         promote("no-such-model")
+
+
+def test_mlflow_threshold_table_agrees_with_the_policy_maths(trained: TrainedModel) -> None:
+    """The MQL figures in MLflow are the ones the CLI and API resolve (tested there)."""
+    from leadml.threshold import CapacityPolicy, resolve_policy
+
+    version = MlflowClient().get_model_version_by_alias(trained.model_name, CHAMPION)
+    path = mlflow.artifacts.download_artifacts(f"runs:/{version.run_id}/threshold_table.csv")
+    table = pd.read_csv(path)
+    y, p = trained.result.holdout_y, trained.result.holdout_proba
+    expected = resolve_policy(CapacityPolicy(per_week=300, leads_per_week=1000), y, p)
+    row = table[np.isclose(table["cutoff"], expected.cutoff, rtol=0, atol=1e-12)]
+    assert len(row) == 1
+    assert row["precision"].item() == pytest.approx(expected.precision)
+    assert row["recall"].item() == pytest.approx(expected.recall)
+    assert row["mql_share"].item() == pytest.approx(expected.mql_share)
