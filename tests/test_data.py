@@ -53,6 +53,23 @@ def test_unreadable_files_are_one_line_errors(
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("separator", "encoding"),
+    [(";", "utf-8-sig"), ("\t", "utf-8"), (",", "cp1252"), ("|", "utf-8")],
+)
+def test_reads_csv_in_other_dialects(
+    tmp_path: Path, demo_frame: pd.DataFrame, separator: str, encoding: str
+) -> None:
+    leads = demo_frame.head(30).copy()
+    leads["country"] = "Côte d'Ivoire"
+    path = tmp_path / "leads.csv"
+    leads.to_csv(path, index=False, sep=separator, encoding=encoding)
+    again = load_leads(path)
+    assert list(again.columns) == list(leads.columns)
+    assert (again["country"] == "Côte d'Ivoire").all()
+    assert [len(c) for c in iter_lead_chunks(path, 20)] == [20, 10]
+
+
 def test_database_url_needs_a_query() -> None:
     with pytest.raises(DataError, match="--query"):
         load_leads("sqlite:///nowhere.db")

@@ -39,7 +39,7 @@ def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, low_memory=False)
+            frame = pd.read_csv(path, low_memory=False, **csv_dialect(path))
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
@@ -67,9 +67,37 @@ def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
             yield batch.to_pandas()
         return
     try:
-        yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
+        yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False, **csv_dialect(path))
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
+
+
+CSV_DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_dialect(path: Path) -> dict[str, str]:
+    """Separator and encoding of a CSV export, from its first line.
+
+    Spreadsheets in many locales write ';' (or tabs), and Excel often saves Windows-1252 text;
+    the separator is the one the header line uses most, the encoding UTF-8 (with or without a
+    byte-order mark) when the start of the file decodes as such, else Windows-1252.
+    """
+    with path.open("rb") as handle:
+        head = handle.read(1 << 16)
+    if b"\x00" in head:
+        raise DataError(
+            f"cannot read {path} as CSV: it is not a text file; give a CSV or Parquet file"
+        )
+    first_line = head.split(b"\n", 1)[0]
+    try:
+        header = first_line.decode("utf-8-sig")
+        encoding = "utf-8-sig"
+        head[: head.rfind(b"\n") + 1 or len(head)].decode("utf-8-sig")
+    except UnicodeDecodeError:
+        header, encoding = first_line.decode("cp1252", errors="replace"), "cp1252"
+    counts = {sep: header.count(sep) for sep in CSV_DELIMITERS}
+    separator = max(CSV_DELIMITERS, key=lambda sep: counts[sep])
+    return {"sep": separator if counts[separator] else ",", "encoding": encoding}
 
 
 def _read_sql(url: str, query: str | None) -> pd.DataFrame:
