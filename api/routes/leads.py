@@ -32,6 +32,7 @@ from api.schemas import (
     ValidationProblem,
 )
 from api.serving import ServingModel
+from leadml.data import detect_separator
 from leadml.explain import what_would_move
 from leadml.policy import ActivePolicy
 
@@ -242,7 +243,8 @@ def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[di
     except UnicodeDecodeError:
         raise _problem(["body"], "csv_encoding", "The CSV is not UTF-8 text") from None
     try:
-        rows = list(csv.reader(io.StringIO(text, newline="")))
+        separator = detect_separator(text.split("\n", 1)[0])
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=separator))
     except csv.Error as error:
         raise _problem(["body"], "csv_invalid", f"The CSV cannot be read: {error}") from None
     rows = [row for row in rows if any(cell.strip() for cell in row)]

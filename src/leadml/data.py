@@ -39,7 +39,8 @@ def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
         if path.suffix.lower() in PARQUET_SUFFIXES:
             frame = pd.read_parquet(path)
         else:
-            frame = pd.read_csv(path, low_memory=False, **csv_dialect(path))
+            separator, encoding = csv_dialect(path)
+            frame = pd.read_csv(path, low_memory=False, sep=separator, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
@@ -67,7 +68,10 @@ def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
             yield batch.to_pandas()
         return
     try:
-        yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False, **csv_dialect(path))
+        separator, encoding = csv_dialect(path)
+        yield from pd.read_csv(
+            path, chunksize=chunk_rows, low_memory=False, sep=separator, encoding=encoding
+        )
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
 
@@ -75,7 +79,7 @@ def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
 CSV_DELIMITERS = (",", ";", "\t", "|")
 
 
-def csv_dialect(path: Path) -> dict[str, str]:
+def csv_dialect(path: Path) -> tuple[str, str]:
     """Separator and encoding of a CSV export, from its first line.
 
     Spreadsheets in many locales write ';' (or tabs), and Excel often saves Windows-1252 text;
@@ -95,9 +99,14 @@ def csv_dialect(path: Path) -> dict[str, str]:
         head[: head.rfind(b"\n") + 1 or len(head)].decode("utf-8-sig")
     except UnicodeDecodeError:
         header, encoding = first_line.decode("cp1252", errors="replace"), "cp1252"
-    counts = {sep: header.count(sep) for sep in CSV_DELIMITERS}
+    return detect_separator(header), encoding
+
+
+def detect_separator(header_line: str) -> str:
+    """The separator a CSV header line uses most (',' when it uses none)."""
+    counts = {sep: header_line.count(sep) for sep in CSV_DELIMITERS}
     separator = max(CSV_DELIMITERS, key=lambda sep: counts[sep])
-    return {"sep": separator if counts[separator] else ",", "encoding": encoding}
+    return separator if counts[separator] else ","
 
 
 def _read_sql(url: str, query: str | None) -> pd.DataFrame:

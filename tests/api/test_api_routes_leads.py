@@ -278,20 +278,23 @@ def test_a_batch_must_be_a_json_array(client: TestClient) -> None:
     assert locs(response) == [["body"]]
 
 
-def to_csv(leads: list[dict[str, Any]]) -> str:
+def to_csv(leads: list[dict[str, Any]], separator: str = ",") -> str:
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(leads[0]))
+    writer = csv.DictWriter(out, fieldnames=list(leads[0]), delimiter=separator)
     writer.writeheader()
     for lead in leads:
         writer.writerow({k: "" if v is None else v for k, v in lead.items()})
     return out.getvalue()
 
 
-def test_a_csv_body_scores_like_json(client: TestClient, leads: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_a_csv_body_scores_like_json(
+    client: TestClient, leads: list[dict[str, Any]], separator: str
+) -> None:
     as_json = client.post("/v1/leads/score-batch?reasons=false", json=leads, headers=SCORER).json()
     as_csv = client.post(
         "/v1/leads/score-batch?reasons=false",
-        content=to_csv(leads).encode(),
+        content=to_csv(leads, separator).encode(),
         headers={**SCORER, "content-type": "text/csv"},
     )
     assert as_csv.status_code == 200, as_csv.text
