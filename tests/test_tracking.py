@@ -28,9 +28,10 @@ def test_run_has_params_metrics_and_artifacts(trained: TrainedModel) -> None:
     assert {"model_card.md", "schema.json", "report.json", "leakage.json", "plots"} <= artifacts
     plots = {a.path for a in client.list_artifacts(version.run_id, "plots")}
     assert {"plots/calibration.png", "plots/threshold.png"} <= plots
-    assert "threshold_table.csv" in artifacts
+    assert {"threshold_table.csv", "traits.csv"} <= artifacts
     card = mlflow.artifacts.load_text(f"runs:/{version.run_id}/model_card.md")
     assert "sales_status" in card
+    assert "## What converts" in card
 
 
 def test_signature_derives_from_the_schema(trained: TrainedModel) -> None:

@@ -44,6 +44,23 @@ def test_recovers_the_strongest_ground_truth_traits(demo_result: TrainResult) ->
     assert drops["newsletter_opt_in"] < 0.01
 
 
+def test_the_traits_that_convert_are_the_true_ones(demo_result: TrainResult) -> None:
+    traits = demo_result.traits
+    # company_size acts only through its interaction with job_level, which TreeSHAP shares out.
+    direct = {"requested_demo", "time_on_site_sec", "job_level"}
+    assert direct <= set(demo.STRONGEST_TRAITS)
+    assert set(traits["field"].head(3)) == direct
+    assert "company_size" in set(traits["field"].head(7))
+    assert traits.set_index("field").loc["newsletter_opt_in", "share"] < 0.02
+    assert traits["share"].sum() == pytest.approx(1.0)
+    assert traits["importance"].is_monotonic_decreasing
+    summary = traits.set_index("field")["summary"]
+    assert summary["requested_demo"].startswith("Requested demo: yes raises the chance")
+    assert "higher values raise the chance" in summary["time_on_site_sec"]
+    report = demo_result.report()
+    assert report["traits"][0]["field"] == traits["field"].iloc[0]
+
+
 def test_probabilities_are_calibrated(demo_result: TrainResult) -> None:
     assert demo_result.metrics["ece"] < 0.05
     assert abs(demo_result.holdout_proba.mean() - demo_result.holdout_y.mean()) < 0.04

@@ -164,6 +164,9 @@ def _print_training(report: dict, version: str, name: str, tracking_uri: str) ->
     for key in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile"):
         table.add_row(key, f"{report['metrics'][key]:.4f}")
     console.print(table)
+    console.print("what converts (share of the model's attention on the holdout):")
+    for trait in report["traits"][:5]:
+        console.print(f"  {trait['share']:>4.0%}  {trait['summary']}")
     for item in report["columns_excluded"]:
         console.print(f"  excluded {item['column']!r} ({item['reason']}): {item['detail']}")
     for warning in report["warnings"]:

@@ -809,3 +809,64 @@ class CompiledExplainer(Explainer):
         X = np.atleast_2d(np.asarray(matrix, dtype=float))
         shares = self._compiled.per_column(X) - self._typical
         return np.asarray(shares @ self._to_fields_matrix, dtype=float)
+
+
+# -- which traits convert ----------------------------------------------------------------------
+#: Values seen on fewer leads than this are not named in a trait summary (too few to trust).
+TRAIT_MIN_LEADS = 20
+
+
+def trait_importance(pipeline: Pipeline, leads: pd.DataFrame) -> pd.DataFrame:
+    """Which traits move the predicted chance of converting, over `leads` (e.g. the holdout).
+
+    One row per field, most important first: `importance` is the mean absolute contribution in
+    log-odds (TreeSHAP for LightGBM, exact contributions for logistic regression), `share` its
+    share of the total, and `summary` says in plain words which values raise or lower the chance:
+    for categories and yes/no fields the values with the highest and lowest mean contribution;
+    for numbers whether higher values raise or lower it.
+    """
+    explainer = Explainer(pipeline.named_steps["prepare"], _calibrated_head(pipeline))
+    effects = explainer.contributions(explainer.preparer.transform(leads))
+    importance = np.abs(effects).mean(axis=0)
+    total = float(importance.sum()) or 1.0
+    rows = []
+    for index, spec in enumerate(explainer.specs):
+        values = leads[spec.name] if spec.name in leads.columns else pd.Series(index=leads.index)
+        rows.append(
+            {
+                "field": spec.name,
+                "label": field_label(spec.name),
+                "role": spec.role.value,
+                "importance": float(importance[index]),
+                "share": float(importance[index] / total),
+                "summary": _trait_summary(spec, values.reset_index(drop=True), effects[:, index]),
+            }
+        )
+    table = pd.DataFrame(rows).sort_values("importance", ascending=False, kind="stable")
+    return table.reset_index(drop=True)
+
+
+def _trait_summary(spec: ColumnSpec, values: pd.Series, effects: FloatMatrix) -> str:
+    label = field_label(spec.name)
+    if spec.role is Role.NUMERIC:
+        numbers = pd.to_numeric(values, errors="coerce")
+        known = numbers.notna().to_numpy()
+        if known.sum() < TRAIT_MIN_LEADS or numbers[known].nunique() < 2:
+            return f"{label}: too few values to say"
+        correlation = float(np.corrcoef(numbers[known].rank(), effects[known])[0, 1])
+        if not np.isfinite(correlation) or abs(correlation) < 0.3:
+            return f"{label}: no simple direction (it depends on the other traits)"
+        direction = "raise" if correlation > 0 else "lower"
+        return f"{label}: higher values {direction} the chance"
+    if spec.role is Role.DATETIME:
+        return f"{label}: the time of day, weekday or month the lead came in"
+    texts = values.map(lambda v: "missing" if v is None or v != v else format_value(spec, v))
+    by_value = pd.DataFrame({"value": texts, "effect": effects}).groupby("value")["effect"]
+    means = by_value.mean()[by_value.size() >= TRAIT_MIN_LEADS].sort_values()
+    if len(means) < 2:
+        return f"{label}: too few leads per value to say"
+    best, worst = means.index[-1], means.index[0]
+    return (
+        f"{label}: {best} raises the chance ({means.iloc[-1]:+.2f}),"
+        f" {worst} lowers it ({means.iloc[0]:+.2f})"
+    )

@@ -16,6 +16,9 @@ _METRIC_LABELS = {
 }
 
 
+TOP_TRAITS = 12
+
+
 def model_card(result: TrainResult, model_name: str) -> str:
     """A markdown model card: what the model is for, what it learned from, how good it is."""
     schema = result.schema
@@ -37,6 +40,18 @@ def model_card(result: TrainResult, model_name: str) -> str:
         f" {result.split_sizes['fit']:,} fit, {result.split_sizes['calibrate']:,} calibrate,"
         f" {result.split_sizes['holdout']:,} holdout",
         f"- {len(schema.features)} features: {', '.join(schema.feature_names)}",
+        "",
+        "## What converts",
+        "",
+        "How much each trait moves the predicted chance on the holdout (mean absolute effect on"
+        " the log-odds, as a share of all traits), and which way.",
+        "",
+        "| trait | share | which way |",
+        "| --- | --- | --- |",
+        *(
+            f"| {t.label} | {t.share:.0%} | {str(t.summary).split(': ', 1)[-1]} |"
+            for t in result.traits.head(TOP_TRAITS).itertuples()
+        ),
         "",
         "## Columns not used",
         "",

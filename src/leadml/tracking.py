@@ -125,6 +125,8 @@ def log_training(
                 folder = Path(scratch)
                 result.gains.to_csv(folder / "gains.csv", index=False)
                 mlflow.log_artifact(str(folder / "gains.csv"))
+                result.traits.to_csv(folder / "traits.csv", index=False)
+                mlflow.log_artifact(str(folder / "traits.csv"))
                 for path, artifact_dir in write_threshold_artifacts(
                     folder, result.holdout_y, result.holdout_proba
                 ):

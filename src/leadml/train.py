@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from leadml.data import check_class_counts, check_training_frame, split_leads, target_vector
 from leadml.errors import DataError
 from leadml.evaluate import gains_table, holdout_metrics
+from leadml.explain import trait_importance
 from leadml.features import LeadPreparer
 from leadml.leakage import LeakageReport, find_leakage
 from leadml.models import CANDIDATES, DESCRIPTIONS, CandidateName, fit_head, make_head
@@ -100,6 +101,8 @@ class TrainResult:
     holdout_proba: np.ndarray
     reference_quantiles: np.ndarray
     leakage: LeakageReport
+    #: Which traits move the predicted chance, measured on the holdout (`trait_importance`).
+    traits: pd.DataFrame
     config: TrainConfig
     positive_label: str
     split_sizes: dict[str, int]
@@ -121,6 +124,10 @@ class TrainResult:
             "cv": [vars(score) for score in self.selection],
             "split": {"by_time": self.split_by_time, **self.split_sizes},
             "columns_used": self.schema.feature_names,
+            "traits": [
+                {"field": t["field"], "share": round(t["share"], 4), "summary": t["summary"]}
+                for t in self.traits.to_dict("records")
+            ],
             "columns_excluded": [
                 {
                     "column": spec.name,
@@ -351,6 +358,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         holdout_proba=holdout_proba,
         reference_quantiles=reference_quantiles(holdout_proba),
         leakage=leakage,
+        traits=trait_importance(pipeline, holdout),
         config=config,
         positive_label=positive,
         split_sizes={
