@@ -157,8 +157,16 @@ def _moment_parts(value: Any, placeholders: frozenset[str]) -> tuple[float, ...]
         if is_missing(value, placeholders):
             return _NAN_PARTS
         try:
-            moment = pd.Timestamp(value)
-        except (TypeError, ValueError):
+            # ISO 8601 text (what APIs send) parses ten times faster with the standard library.
+            moment = (
+                datetime.fromisoformat(value) if isinstance(value, str) else pd.Timestamp(value)
+            )
+        except ValueError:
+            try:
+                moment = pd.Timestamp(value)
+            except (TypeError, ValueError):
+                return _NAN_PARTS
+        except TypeError:
             return _NAN_PARTS
         if moment is pd.NaT:
             return _NAN_PARTS
