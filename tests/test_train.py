@@ -169,3 +169,24 @@ def test_open_leads_are_left_out_not_counted_as_lost(demo_frame: pd.DataFrame) -
     result = train_model(leads, demo_config(candidates=("logistic",)))
     assert result.split_sizes["open_leads_left_out"] == 200
     assert sum(result.split_sizes[k] for k in ("fit", "calibrate", "holdout")) == 1800
+
+
+def test_centered_isotonic_keeps_the_ranking_and_the_calibration() -> None:
+    from sklearn.isotonic import IsotonicRegression
+
+    from leadml.models import center_isotonic
+
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(size=5000)
+    outcomes = (rng.uniform(size=5000) < scores**2).astype(int)
+    steps = IsotonicRegression(out_of_bounds="clip").fit(scores, outcomes)
+    stepped = steps.predict(scores)
+    centred = center_isotonic(
+        IsotonicRegression(out_of_bounds="clip").fit(scores, outcomes)
+    ).predict(scores)
+    assert len(np.unique(stepped)) < 100
+    assert len(np.unique(centred)) > 4900  # strictly increasing: the ranking survives
+    assert np.all(np.diff(centred[np.argsort(scores)]) >= 0)
+    assert abs(centred.mean() - outcomes.mean()) < 0.01
+    assert np.abs(centred - scores**2).mean() < np.abs(stepped - scores**2).mean() + 0.01
+    assert centred.min() >= 0 and centred.max() <= 1

@@ -6,8 +6,10 @@ from typing import Any, Literal
 
 import numpy as np
 from lightgbm import LGBMClassifier
+from scipy import interpolate
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
@@ -122,6 +124,45 @@ def fit_head(head: Any, X: np.ndarray, y: np.ndarray, preparer: LeadPreparer) ->
     if isinstance(head, LGBMClassifier):
         return head.fit(X, y, categorical_feature=preparer.categorical_indices_ or "auto")
     return head.fit(X, y)
+
+
+def center_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
+    """Centered isotonic regression (Oron & Flournoy, 2017) from a fitted isotonic calibrator.
+
+    Isotonic regression is a step function: every lead in a step gets the same probability, so
+    the top 5 % of leads can share one value and a capacity policy cannot draw its line inside
+    them. Interpolating between the centres of the steps keeps each step's average (the
+    calibration) and makes the map strictly increasing, so the model's ranking survives. Below
+    the first and above the last centre the line continues with half the neighbouring slope.
+    """
+    xs = np.asarray(calibrator.X_thresholds_, dtype=float)
+    ys = np.asarray(calibrator.y_thresholds_, dtype=float)
+    if len(np.unique(ys)) < 2:
+        return calibrator
+    starts = np.flatnonzero(np.r_[True, np.diff(ys) != 0])
+    ends = np.r_[starts[1:], len(ys)] - 1
+    centres = (xs[starts] + xs[ends]) / 2.0
+    levels = ys[starts]
+    low, high = float(calibrator.X_min_), float(calibrator.X_max_)
+    first_slope = (levels[1] - levels[0]) / max(centres[1] - centres[0], 1e-12)
+    last_slope = (levels[-1] - levels[-2]) / max(centres[-1] - centres[-2], 1e-12)
+    start = levels[0] - first_slope * (centres[0] - low) / 2.0
+    end = levels[-1] + last_slope * (high - centres[-1]) / 2.0
+    # A step at exactly 0 % or 100 % cannot be extended past it without ties; run the line from
+    # the neighbouring centre to the edge instead (such a step is overconfident anyway).
+    if levels[-1] >= 1.0 and len(levels) > 2:
+        centres, levels, end = centres[:-1], levels[:-1], 1.0
+    if levels[0] <= 0.0 and len(levels) > 2:
+        centres, levels, start = centres[1:], levels[1:], 0.0
+    new_x = np.r_[low, centres, high]
+    new_y = np.r_[start, levels, end]
+    keep = np.r_[new_x[1:] > new_x[:-1], True]
+    calibrator.X_thresholds_ = new_x[keep]
+    calibrator.y_thresholds_ = np.clip(new_y[keep], 0.0, 1.0)
+    calibrator.f_ = interpolate.interp1d(
+        calibrator.X_thresholds_, calibrator.y_thresholds_, kind="linear", bounds_error=False
+    )
+    return calibrator
 
 
 def fitted_preparer(schema: LeadSchema) -> LeadPreparer:

@@ -16,6 +16,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
+from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
@@ -27,7 +28,14 @@ from leadml.evaluate import gains_table, holdout_metrics
 from leadml.explain import trait_importance
 from leadml.features import LeadPreparer
 from leadml.leakage import LeakageReport, find_leakage
-from leadml.models import CANDIDATES, DESCRIPTIONS, CandidateName, fit_head, make_head
+from leadml.models import (
+    CANDIDATES,
+    DESCRIPTIONS,
+    CandidateName,
+    center_isotonic,
+    fit_head,
+    make_head,
+)
 from leadml.schema import DEFAULT_PLACEHOLDERS, LeadSchema, infer_schema
 
 #: Isotonic calibration needs many examples of both outcomes; below this, Platt's sigmoid.
@@ -333,6 +341,11 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     method = calibration_method(y[split.calibrate])
     calibrated = CalibratedClassifierCV(FrozenEstimator(head), method=method)
     calibrated.fit(preparer.transform(frame.iloc[split.calibrate]), y[split.calibrate])
+    for member in calibrated.calibrated_classifiers_:
+        member.calibrators = [
+            center_isotonic(c) if isinstance(c, IsotonicRegression) else c
+            for c in member.calibrators
+        ]
     pipeline = Pipeline([("prepare", preparer), ("model", calibrated)])
     progress(f"calibrated with {method} on {len(split.calibrate):,} leads")
 
