@@ -347,7 +347,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             for c in member.calibrators
         ]
     pipeline = Pipeline([("prepare", preparer), ("model", calibrated)])
-    progress(f"calibrated with {method} on {len(split.calibrate):,} leads")
+    progress(f"calibrated ({method}) on {len(split.calibrate):,} leads")
 
     holdout = frame.iloc[split.holdout].reset_index(drop=True)
     holdout_y = y[split.holdout]
@@ -363,7 +363,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         model_kind=chosen,
         selection=scores,
         selection_reason=reason,
-        calibration_method=method,
+        calibration_method="centered isotonic" if method == "isotonic" else method,
         metrics=metrics,
         gains=gains_table(holdout_y, holdout_proba),
         holdout=holdout,
