@@ -347,7 +347,8 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             for c in member.calibrators
         ]
     pipeline = Pipeline([("prepare", preparer), ("model", calibrated)])
-    progress(f"calibrated ({method}) on {len(split.calibrate):,} leads")
+    calibration = "centered isotonic" if method == "isotonic" else method
+    progress(f"calibrated ({calibration}) on {len(split.calibrate):,} leads")
 
     holdout = frame.iloc[split.holdout].reset_index(drop=True)
     holdout_y = y[split.holdout]
@@ -363,7 +364,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         model_kind=chosen,
         selection=scores,
         selection_reason=reason,
-        calibration_method="centered isotonic" if method == "isotonic" else method,
+        calibration_method=calibration,
         metrics=metrics,
         gains=gains_table(holdout_y, holdout_proba),
         holdout=holdout,
