@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from typer.exceptions import TyperException
 
 from leadml.errors import DataError, LeadmlError
 from leadml.settings import Settings
+
+if TYPE_CHECKING:
+    from leadml.monitor import MonitorReport
 
 app = typer.Typer(
     name="leadml",
@@ -552,6 +555,146 @@ def _check_model_source(settings: Settings) -> None:
             f"no model at {source}: LEADML_MODEL_URI must be a models/<name> folder"
             " or an MLflow URI such as models:/lead-scoring@champion"
         )
+
+
+@app.command()
+def monitor(
+    data: Annotated[
+        Path, typer.Option("--data", help="CSV or Parquet file of recent leads with their outcome.")
+    ],
+    target: Annotated[str, typer.Option("--target", help="Outcome column, e.g. converted.")],
+    positive: Annotated[
+        str | None,
+        typer.Option(
+            "--positive", help="Value of the target that means converted (e.g. 1, yes, won)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="models/<name> folder or MLflow URI (default: the champion)."),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="Where the MQL policy is kept (default $LEADML_DATABASE_URL)."
+        ),
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="Write the machine-readable report here.")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compare recent outcomes with the model's promises: realised conversion by grade and MQL,
+    calibration, score drift, and a verdict (healthy, watch or retrain)."""
+    from leadml.data import load_leads, target_vector
+    from leadml.monitor import MIN_LEADS, monitor_outcomes
+    from leadml.policy import PolicyBook, load_holdout
+    from leadml.scoring import Scorer
+    from leadml.store import Store
+    from leadml.train import drop_open_leads
+
+    frame = load_leads(data)
+    if target not in frame.columns:
+        shown = ", ".join(str(c) for c in frame.columns[:12])
+        raise DataError(
+            f"{data} has no outcome column {target!r}; pass the outcome column with --target"
+            f" (columns: {shown}{' ...' if frame.shape[1] > 12 else ''})"
+        )
+    frame, n_open = drop_open_leads(frame, target)
+    if len(frame) < MIN_LEADS:
+        raise DataError(
+            f"{data} has {len(frame)} leads with an outcome in {target!r} ({n_open} still open);"
+            f" monitoring needs at least {MIN_LEADS}: wait for more outcomes or give a longer period"
+        )
+    outcomes = frame[target].map(lambda v: str(v).strip().lower()).unique()
+    if len(outcomes) == 1:
+        raise DataError(
+            f"every lead with an outcome in {data} has the same outcome ({outcomes[0]!r});"
+            " monitoring needs converted and lost leads: give a longer period"
+        )
+    y, _ = target_vector(frame[target], positive)
+    settings = _settings(tracking_uri)
+    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
+    store = Store.from_url(database_url or settings.database_url)
+    try:
+        store.migrate()
+        policy = PolicyBook(store, holdout_loader=lambda _: holdout).active(scorer)
+    finally:
+        store.close()
+    try:
+        proba = scorer.score(frame)["probability"].to_numpy()
+    except DataError as error:
+        raise DataError(f"{data}: {error}") from None
+    is_mql, grades = policy.decide(proba)
+    report = monitor_outcomes(
+        y, proba, grades, is_mql, holdout.y, holdout.proba, grade_labels=policy.bands.labels
+    )
+    console.print(
+        f"{len(frame):,} leads with an outcome in {data}"
+        + (f" ({n_open:,} open leads left out)" if n_open else "")
+        + f", scored with {scorer.info.name} v{scorer.info.version or '?'}"
+        f" under {_policy_label(policy.version)}"
+    )
+    _print_monitor(report)
+    if report_json is not None:
+        extra = {
+            "data": str(data),
+            "open_leads_left_out": n_open,
+            "model_name": scorer.info.name,
+            "model_version": scorer.info.version,
+            "policy_version": policy.version,
+        }
+        report_json.write_text(json.dumps(report.to_dict() | extra, indent=2))
+        console.print(f"report written to {report_json}")
+
+
+def _print_monitor(report: MonitorReport) -> None:
+    for title, checks in (
+        ("realised vs expected by grade", report.grades),
+        ("realised vs expected, MQLs", report.mql),
+    ):
+        table = Table(title=title, show_header=True)
+        for name in (
+            "group",
+            "leads",
+            "converted",
+            f"{report.level:.0%} interval",
+            "expected",
+            "flag",
+        ):
+            table.add_column(name, justify="right")
+        for check in checks:
+            table.add_row(
+                check.group,
+                f"{check.n:,}",
+                _share(check.realised_rate),
+                f"{_share(check.low)} to {_share(check.high)}",
+                _share(check.expected_rate),
+                (check.flag or "") + (", material" if check.material else ""),
+            )
+        console.print(table)
+    cal = report.calibration
+    table = Table(title="calibration and ranking", show_header=True)
+    for name in ("metric", "recent", "holdout"):
+        table.add_column(name, justify="right")
+    table.add_row("ECE", f"{cal.recent_ece:.4f}", f"{cal.holdout_ece:.4f}")
+    table.add_row("Brier", f"{cal.recent_brier:.4f}", f"{cal.holdout_brier:.4f}")
+    auc = "-" if cal.recent_roc_auc is None else f"{cal.recent_roc_auc:.4f}"
+    table.add_row("ROC AUC", auc, f"{cal.holdout_roc_auc:.4f}")
+    table.add_row("conversion rate", _share(cal.recent_base_rate), _share(cal.holdout_base_rate))
+    console.print(table)
+    drift = report.drift
+    table = Table(title="score drift (holdout deciles)", show_header=True)
+    for name in ("probability from", "holdout", "recent"):
+        table.add_column(name, justify="right")
+    for lower, held, recent in zip(
+        (0.0, *drift.edges), drift.holdout_shares, drift.recent_shares, strict=True
+    ):
+        table.add_row(f"{lower:.4f}", _share(held), _share(recent))
+    console.print(table)
+    console.print(f"PSI {drift.psi:.3f}: {drift.reading}")
+    console.print(report.sentence)
 
 
 def _quiet_libraries() -> None:

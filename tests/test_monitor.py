@@ -1,0 +1,265 @@
+"""Monitoring on recent outcomes: realised vs expected, calibration, drift, verdict, `leadml monitor`."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import TrainedModel
+from leadml import demo
+from leadml.cli import main
+from leadml.data import load_leads
+from leadml.errors import DataError
+from leadml.monitor import (
+    HEALTHY,
+    MIN_LEADS,
+    PSI_MODERATE,
+    PSI_SIGNIFICANT,
+    RETRAIN,
+    MonitorReport,
+    monitor_outcomes,
+    population_stability_index,
+    psi_reading,
+    wilson_interval,
+)
+from leadml.policy import Holdout, default_preview, load_holdout
+from leadml.scoring import Scorer
+from leadml.threshold import assign_grades
+
+# --------------------------------------------------------------------------- pure functions
+
+
+def test_wilson_interval_on_hand_checkable_numbers() -> None:
+    # 5 of 10 at 95 %: the textbook 0.2366 to 0.7634.
+    low, high = wilson_interval(5, 10, level=0.95)
+    assert low == pytest.approx(0.2366, abs=1e-4) and high == pytest.approx(0.7634, abs=1e-4)
+    # 0 of n: lower bound 0, upper bound z^2 / (n + z^2); n of n mirrors it (z = 1.6449 at 90 %).
+    z2 = 1.6448536**2
+    assert wilson_interval(0, 10) == pytest.approx((0.0, z2 / (10 + z2)))
+    assert wilson_interval(10, 10) == pytest.approx((10 / (10 + z2), 1.0))
+    # A wider level gives a wider interval around the same rate.
+    assert wilson_interval(30, 100, 0.99)[0] < wilson_interval(30, 100, 0.9)[0] < 0.3
+    with pytest.raises(ValueError):
+        wilson_interval(0, 0)
+
+
+def test_psi_by_hand_and_its_reading() -> None:
+    reference = np.array([0.1, 0.2, 0.3, 0.4])  # two bins, split at the median 0.25
+    drift = population_stability_index(reference, [0.1, 0.1, 0.1, 0.4], n_bins=2)
+    assert drift.edges == pytest.approx((0.25,))
+    assert drift.holdout_shares == pytest.approx((0.5, 0.5))
+    assert drift.recent_shares == pytest.approx((0.75, 0.25))
+    assert drift.psi == pytest.approx(0.25 * math.log(1.5) - 0.25 * math.log(0.5))
+    assert population_stability_index(reference, reference, n_bins=2).psi == 0.0
+    assert [psi_reading(x) for x in (0.05, 0.2, 0.3)] == [
+        "stable",
+        "moderate shift",
+        "significant shift",
+    ]
+
+
+def synthetic(seed: int, n: int, factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0, 1, n)
+    return (rng.random(n) < p * factor).astype(int), p
+
+
+def test_mqls_converting_below_their_promise_mean_retrain() -> None:
+    hy, hp = synthetic(0, 5000)
+    y, p = synthetic(1, 3000)
+    is_mql = p >= 0.7
+    grades = np.where(is_mql, "A", "B")
+    healthy = monitor_outcomes(y, p, grades, is_mql, hy, hp, grade_labels=("A", "B"))
+    assert healthy.verdict == HEALTHY, healthy.sentence
+    assert [g.group for g in healthy.grades] == ["A", "B"]
+    assert sum(g.n for g in healthy.grades) == 3000
+    y_worse, _ = synthetic(1, 3000, factor=0.8)  # same leads, every chance 20 % lower
+    worse = monitor_outcomes(y_worse, p, grades, is_mql, hy, hp, grade_labels=("A", "B"))
+    assert worse.verdict == RETRAIN, worse.sentence
+    mql = worse.mql[0]
+    assert mql.group == "MQL" and mql.flag == "below" and mql.material
+    assert mql.high < mql.expected_rate
+    assert worse.drift.psi < PSI_MODERATE  # same scores: no drift, the outcomes moved
+    assert any(reason.startswith("MQLs converted at") for reason in worse.reasons)
+    json.dumps(worse.to_dict(), allow_nan=False)
+
+
+def test_too_few_leads_is_a_data_error() -> None:
+    hy, hp = synthetic(0, 500)
+    y, p = synthetic(1, MIN_LEADS - 1)
+    with pytest.raises(DataError, match=f"at least {MIN_LEADS}"):
+        monitor_outcomes(y, p, np.full(len(y), "A"), p > 0.5, hy, hp)
+
+
+# --------------------------------------------------------------------------- on the demo model
+
+
+@pytest.fixture(scope="module")
+def scorer(trained: TrainedModel) -> Scorer:
+    return Scorer.load(str(trained.export_dir))
+
+
+@pytest.fixture(scope="module")
+def holdout(scorer: Scorer) -> Holdout:
+    return load_holdout(scorer)
+
+
+def monitor_demo(
+    scorer: Scorer, holdout: Holdout, frame: pd.DataFrame, y: np.ndarray | None = None
+) -> MonitorReport:
+    preview = default_preview(holdout, n_boot=100)
+    p = scorer.score(frame)["probability"].to_numpy()
+    outcomes = frame[demo.TARGET].to_numpy() if y is None else y
+    return monitor_outcomes(
+        outcomes,
+        p,
+        assign_grades(p, preview.bands),
+        p >= preview.cutoff,
+        holdout.y,
+        holdout.proba,
+        grade_labels=preview.bands.labels,
+    )
+
+
+def test_fresh_leads_from_the_same_generator(scorer: Scorer, holdout: Holdout) -> None:
+    report = monitor_demo(scorer, holdout, demo.generate_leads(2000, seed=7))
+    assert report.verdict != RETRAIN, report.sentence
+    assert report.drift.psi < PSI_MODERATE and report.drift.reading == "stable"
+    cal = report.calibration
+    assert cal.recent_roc_auc is not None
+    assert abs(cal.recent_roc_auc - cal.holdout_roc_auc) < 0.03
+    assert [g.group for g in report.grades] == ["A", "B", "C", "D"]
+    assert sum(g.n for g in report.grades) == report.n == 2000
+    # Better grades convert more, and MQLs more than the rest.
+    rates = [g.realised_rate for g in report.grades]
+    assert rates == sorted(rates, reverse=True)
+    assert report.mql[0].realised_rate > report.mql[1].realised_rate
+
+
+def test_shuffled_outcomes_mean_retrain(scorer: Scorer, holdout: Holdout) -> None:
+    frame = demo.generate_leads(2000, seed=7)
+    shuffled = np.random.default_rng(0).permutation(frame[demo.TARGET].to_numpy())
+    report = monitor_demo(scorer, holdout, frame, shuffled)
+    cal = report.calibration
+    assert cal.recent_roc_auc is not None and cal.recent_roc_auc < 0.6
+    assert cal.recent_roc_auc < cal.holdout_roc_auc - 0.2
+    assert report.verdict == RETRAIN
+    assert any("ROC AUC fell" in reason for reason in report.reasons)
+    assert report.drift.psi < PSI_MODERATE  # the leads are as before; only outcomes are random
+    assert report.mql[0].flag == "below"
+
+
+def test_a_shifted_population_is_flagged(scorer: Scorer, holdout: Holdout) -> None:
+    frame = demo.generate_leads(3000, seed=7)
+    demo_requests = frame[frame["requested_demo"] == "Yes"].reset_index(drop=True)
+    assert len(demo_requests) > MIN_LEADS
+    report = monitor_demo(scorer, holdout, demo_requests)
+    assert report.drift.psi > PSI_SIGNIFICANT
+    assert report.drift.reading == "significant shift"
+    assert report.verdict == RETRAIN
+    assert "shifted significantly" in report.reasons[0]
+    # Most demo requesters land in the holdout's top deciles.
+    assert report.drift.recent_shares[-1] > 3 * report.drift.holdout_shares[-1]
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+        raise SystemExit(0)
+    return int(exit_.value.code or 0), capsys.readouterr().err
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("leadml: error:"), err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+
+
+def cli_args(trained: TrainedModel, tmp_path: Path, data: Path) -> list[str]:
+    return [
+        "monitor",
+        "--data",
+        str(data),
+        "--target",
+        demo.TARGET,
+        "--model",
+        str(trained.export_dir),
+        "--database-url",
+        f"sqlite:///{tmp_path / 'app.db'}",
+    ]
+
+
+def test_cli_prints_the_sections_and_verdict_and_writes_json(
+    capsys: pytest.CaptureFixture[str], trained: TrainedModel, tmp_path: Path, holdout: Holdout
+) -> None:
+    frame = demo.generate_leads(1500, seed=7)
+    frame[demo.TARGET] = frame[demo.TARGET].astype("object")
+    frame.loc[:49, demo.TARGET] = None  # 50 open leads
+    path = tmp_path / "recent.csv"
+    frame.to_csv(path, index=False)
+    report_path = tmp_path / "monitor.json"
+    argv = [*cli_args(trained, tmp_path, path), "--positive", "1", "--report-json"]
+    code, err = run_cli([*argv, str(report_path)], capsys)
+    assert code == 0, err
+    report = json.loads(report_path.read_text())
+    text = flat(err)
+    assert "1,450 leads with an outcome" in text and "50 open leads left out" in text
+    for title in ("realised vs expected by grade", "calibration and ranking", "score drift"):
+        assert title in text
+    assert report["verdict"] in ("healthy", "watch")
+    assert flat(report["sentence"]) in text
+    assert report["n"] == 1450 and report["open_leads_left_out"] == 50
+    assert sum(g["n"] for g in report["grades"]) == 1450
+    assert report["model_version"] == trained.version
+    # The drift is that of the file's closed leads against the model's holdout.
+    closed = load_leads(path).iloc[50:].reset_index(drop=True)
+    p = Scorer.load(str(trained.export_dir)).score(closed)["probability"].to_numpy()
+    assert report["drift"]["psi"] == pytest.approx(population_stability_index(holdout.proba, p).psi)
+    assert f"PSI {report['drift']['psi']:.3f}" in text
+
+
+def test_cli_missing_file(
+    capsys: pytest.CaptureFixture[str], trained: TrainedModel, tmp_path: Path
+) -> None:
+    code, err = run_cli(cli_args(trained, tmp_path, tmp_path / "nope.csv"), capsys)
+    assert_one_line_error(code, err, "nope.csv", "no such file")
+
+
+def test_cli_missing_target_column(
+    capsys: pytest.CaptureFixture[str], trained: TrainedModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "recent.csv"
+    demo.generate_leads(200, seed=3).drop(columns=[demo.TARGET]).to_csv(path, index=False)
+    code, err = run_cli(cli_args(trained, tmp_path, path), capsys)
+    assert_one_line_error(code, err, f"no outcome column '{demo.TARGET}'", "--target")
+
+
+def test_cli_without_enough_outcomes(
+    capsys: pytest.CaptureFixture[str], trained: TrainedModel, tmp_path: Path
+) -> None:
+    path = tmp_path / "recent.csv"
+    frame = demo.generate_leads(200, seed=3)
+    frame[demo.TARGET] = frame[demo.TARGET].astype("object")
+    frame.loc[10:, demo.TARGET] = None  # only 10 closed leads
+    frame.to_csv(path, index=False)
+    code, err = run_cli(cli_args(trained, tmp_path, path), capsys)
+    assert_one_line_error(code, err, "10 leads with an outcome", f"at least {MIN_LEADS}")
