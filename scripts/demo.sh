@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: demo data -> train -> register in MLflow -> promote -> score -> MQL policy -> serve.
+# `make demo`: demo data -> train -> register in MLflow -> promote -> score -> MQL policy ->
+# monitor -> serve.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEADML=.venv/bin/leadml
@@ -29,10 +30,13 @@ if $LEADML threshold --help >/dev/null 2>&1; then
     --reason "make demo: sales capacity"
 fi
 
+step "6. Outcomes came back for the new leads: is the model still healthy?"
+$LEADML monitor --data "$DATA/new_leads.csv" --target converted --report-json "$DATA/health.json"
+
 if $LEADML serve --help >/dev/null 2>&1; then
   HOST=${HOST:-127.0.0.1}
   PORT=${PORT:-8000}
-  step "6. Serving the API and pages (Ctrl-C to stop)"
+  step "7. Serving the API and pages (Ctrl-C to stop)"
   echo "  API docs:     http://$HOST:$PORT/docs"
   echo "  Ranked leads: http://$HOST:$PORT/"
   echo "  Model:        http://$HOST:$PORT/v1/model"
