@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # `make demo`: demo data -> train -> register in MLflow -> promote -> score -> MQL policy ->
-# monitor -> serve.
+# monitor -> serve the API and pages.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LEADML=.venv/bin/leadml
 DATA=${DEMO_DIR:-demo}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
 mkdir -p "$DATA"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -20,26 +22,21 @@ $LEADML train --data "$DATA/leads.csv" --target converted --id-column lead_id \
 step "3. Promote the challenger to champion and export it to models/"
 $LEADML promote
 
-step "4. Score new leads: a ranked list for sales"
-$LEADML score "$DATA/new_leads.csv" -o "$DATA/ranked_leads.csv"
-head -n 6 "$DATA/ranked_leads.csv"
+step "4. The MQL line: sales can work 200 of 1,500 leads a week"
+$LEADML threshold --policy capacity --per-week 200 --leads-per-week 1500 --apply \
+  --reason "make demo: sales capacity"
 
-if $LEADML threshold --help >/dev/null 2>&1; then
-  step "5. The MQL line: sales can work 200 of 1,500 leads a week"
-  $LEADML threshold --policy capacity --per-week 200 --leads-per-week 1500 --apply \
-    --reason "make demo: sales capacity"
-fi
+step "5. Score new leads: a ranked list for sales, with grades, MQL decisions and reasons"
+$LEADML score "$DATA/new_leads.csv" -o "$DATA/ranked_leads.csv" --reasons
+head -n 4 "$DATA/ranked_leads.csv"
 
 step "6. Outcomes came back for the new leads: is the model still healthy?"
 $LEADML monitor --data "$DATA/new_leads.csv" --target converted --report-json "$DATA/health.json"
 
-if $LEADML serve --help >/dev/null 2>&1; then
-  HOST=${HOST:-127.0.0.1}
-  PORT=${PORT:-8000}
-  step "7. Serving the API and pages (Ctrl-C to stop)"
-  echo "  API docs:     http://$HOST:$PORT/docs"
-  echo "  Ranked leads: http://$HOST:$PORT/"
-  echo "  Model:        http://$HOST:$PORT/v1/model"
-  echo "  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
-  LEADML_ALLOW_ANONYMOUS=true exec $LEADML serve --host "$HOST" --port "$PORT"
-fi
+step "7. Serving the API and pages (Ctrl-C to stop)"
+echo "  Ranked leads: http://$HOST:$PORT/"
+echo "  One lead:     http://$HOST:$PORT/lead"
+echo "  MQL line:     http://$HOST:$PORT/policy"
+echo "  API docs:     http://$HOST:$PORT/docs"
+echo "  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
+LEADML_ALLOW_ANONYMOUS=true exec $LEADML serve --host "$HOST" --port "$PORT"
