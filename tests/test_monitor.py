@@ -263,3 +263,15 @@ def test_cli_without_enough_outcomes(
     frame.to_csv(path, index=False)
     code, err = run_cli(cli_args(trained, tmp_path, path), capsys)
     assert_one_line_error(code, err, "10 leads with an outcome", f"at least {MIN_LEADS}")
+
+
+def test_one_borderline_group_among_six_is_no_alarm() -> None:
+    """90 % intervals on six groups flag something by chance; the verdict corrects for that."""
+    from leadml.monitor import check_group
+
+    y = np.array([1] * 120 + [0] * 30)
+    p = np.full(150, 0.7317)
+    alone = check_group("B", y, p, 0.9)
+    among_six = check_group("B", y, p, 0.9, n_groups=6)
+    assert alone.flag == among_six.flag == "above"
+    assert alone.material and not among_six.material

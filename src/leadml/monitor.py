@@ -34,8 +34,9 @@ every finding. The rules, with their thresholds (module constants below):
 - healthy otherwise.
 
 Significant alone is not enough for a group: with a 90 % interval on each of about six groups,
-a healthy model shows some flag in many samples, so a flag changes the verdict only when the gap
-is also material. The ROC AUC rules apply only when the recent leads have at least `AUC_MIN_PER_OUTCOME` of each
+a healthy model shows some flag in many samples, so a flag changes the verdict only when the
+expected rate also lies outside the Bonferroni-widened interval (level 1 - 0.1 / groups) and
+the gap is material. The ROC AUC rules apply only when the recent leads have at least `AUC_MIN_PER_OUTCOME` of each
 outcome; with fewer, the AUC is too noisy to judge and a reason says so. Everything here is a
 pure function of in-memory arrays: no files, no database, no MLflow.
 """
@@ -172,14 +173,23 @@ class GroupCheck:
 
 
 def check_group(
-    group: str, y: npt.NDArray[np.int64], p: npt.NDArray[np.float64], level: float
+    group: str,
+    y: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    level: float,
+    n_groups: int = 1,
 ) -> GroupCheck:
+    """`n_groups`: how many groups are checked together; a flag is material only outside the
+    Bonferroni-widened interval (level 1 - (1 - level) / n_groups), so that checking six groups
+    does not raise six times the false alarms."""
     n, conversions = len(y), int(y.sum())
     low, high = wilson_interval(conversions, n, level)
     expected = float(p.mean())
     flag = "below" if expected > high else "above" if expected < low else None
     rate = conversions / n
-    material = flag is not None and abs(rate - expected) > MATERIAL_GAP
+    wide_low, wide_high = wilson_interval(conversions, n, 1.0 - (1.0 - level) / max(n_groups, 1))
+    outside_wide = not wide_low <= expected <= wide_high
+    material = flag is not None and outside_wide and abs(rate - expected) > MATERIAL_GAP
     return GroupCheck(group, n, conversions, rate, low, high, expected, flag, material)
 
 
@@ -395,12 +405,14 @@ def monitor_outcomes(
     order = list(dict.fromkeys(grade_labels or ()))
     present = set(grade_arr.tolist())
     labels = [g for g in order if g in present] + sorted(present - set(order))
+    groups = [(MQL_GROUP, mql_arr), (OTHER_GROUP, ~mql_arr)]
+    n_groups = len(labels) + sum(1 for _, mask in groups if mask.any())
     grade_checks = tuple(
-        check_group(g, y_arr[grade_arr == g], p[grade_arr == g], level) for g in labels
+        check_group(g, y_arr[grade_arr == g], p[grade_arr == g], level, n_groups) for g in labels
     )
     mql_checks = tuple(
-        check_group(name, y_arr[mask], p[mask], level)
-        for name, mask in ((MQL_GROUP, mql_arr), (OTHER_GROUP, ~mql_arr))
+        check_group(name, y_arr[mask], p[mask], level, n_groups)
+        for name, mask in groups
         if mask.any()
     )
     calibration = _calibration(y_arr, p, holdout_metrics(hy, hp))
