@@ -10,15 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from leadml.cli import main
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-        raise SystemExit(0)
-    return int(exit_.value.code or 0), capsys.readouterr().err
+from cli_testkit import assert_one_line_error, run_cli
 
 
 @pytest.fixture()
@@ -28,24 +20,15 @@ def leads_csv(tmp_path: Path, demo_frame: pd.DataFrame) -> Path:
     return path
 
 
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.startswith("leadml: error:")]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-
-
 def test_missing_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = run_cli(["train", "--data", str(tmp_path / "no.csv"), "--target", "y"], capsys)
-    assert_one_line_error(code, err, "no such file")
+    assert_one_line_error(code, err, "no such file", alone=False)
 
 
 def test_empty_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     code, err = run_cli(["train", "--data", str(tmp_path / "empty.csv"), "--target", "y"], capsys)
-    assert_one_line_error(code, err, "empty")
+    assert_one_line_error(code, err, "empty", alone=False)
 
 
 @pytest.mark.parametrize(
@@ -63,7 +46,7 @@ def test_bad_training_input(
     capsys: pytest.CaptureFixture[str], leads_csv: Path, extra: list[str], fragments: list[str]
 ) -> None:
     code, err = run_cli(["train", "--data", str(leads_csv), *extra], capsys)
-    assert_one_line_error(code, err, *fragments)
+    assert_one_line_error(code, err, *fragments, alone=False)
 
 
 def test_too_few_positives(
@@ -79,26 +62,28 @@ def test_too_few_positives(
     code, err = run_cli(
         ["train", "--data", str(tmp_path / "few.csv"), "--target", "converted"], capsys
     )
-    assert_one_line_error(code, err, "12 converted", "at least 40 of each")
+    assert_one_line_error(code, err, "12 converted", "at least 40 of each", alone=False)
 
 
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run_cli(["train", "--data", "x.csv"], capsys)
-    assert_one_line_error(code, err, "Missing option '--target'", "leadml train --help")
+    assert_one_line_error(
+        code, err, "Missing option '--target'", "leadml train --help", alone=False
+    )
     code, err = run_cli(["demo-data", "-o", "x.csv", "--rows", "many"], capsys)
-    assert_one_line_error(code, err, "Invalid value for '--rows'")
+    assert_one_line_error(code, err, "Invalid value for '--rows'", alone=False)
 
 
 def test_demo_data_size_is_checked(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, err = run_cli(["demo-data", "-o", str(tmp_path / "x.csv"), "--rows", "5"], capsys)
-    assert_one_line_error(code, err, "100")
+    assert_one_line_error(code, err, "100", alone=False)
 
 
 def test_score_refuses_an_unknown_output_format(
     capsys: pytest.CaptureFixture[str], leads_csv: Path
 ) -> None:
     code, err = run_cli(["score", str(leads_csv), "-o", "out.xlsx"], capsys)
-    assert_one_line_error(code, err, ".csv or .parquet")
+    assert_one_line_error(code, err, ".csv or .parquet", alone=False)
 
 
 def test_the_whole_path_from_a_shell(tmp_path: Path) -> None:
@@ -161,8 +146,10 @@ def test_serve_refuses_to_start_open_or_without_a_model(
     for name in ("LEADML_API_KEYS", "LEADML_ALLOW_ANONYMOUS", "LEADML_MODEL_URI"):
         monkeypatch.delenv(name, raising=False)
     code, err = run_cli(["serve"], capsys)
-    assert_one_line_error(code, err, "no API keys are configured", "LEADML_ALLOW_ANONYMOUS")
+    assert_one_line_error(
+        code, err, "no API keys are configured", "LEADML_ALLOW_ANONYMOUS", alone=False
+    )
     monkeypatch.setenv("LEADML_ALLOW_ANONYMOUS", "true")
     monkeypatch.setenv("LEADML_MODEL_URI", str(tmp_path / "models" / "none"))
     code, err = run_cli(["serve"], capsys)
-    assert_one_line_error(code, err, "no model at", "LEADML_MODEL_URI")
+    assert_one_line_error(code, err, "no model at", "LEADML_MODEL_URI", alone=False)

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from cli_testkit import assert_one_line_error, flat, run_cli
 
 from conftest import TrainedModel
 from leadml import demo
-from leadml.cli import main
 from leadml.data import load_leads
 from leadml.errors import DataError
 from leadml.monitor import (
@@ -168,25 +168,6 @@ def test_a_shifted_population_is_flagged(scorer: Scorer, holdout: Holdout) -> No
 
 
 # --------------------------------------------------------------------------- the CLI
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as exit_:
-        main(argv)
-        raise SystemExit(0)
-    return int(exit_.value.code or 0), capsys.readouterr().err
-
-
-def flat(text: str) -> str:
-    return " ".join(text.split())
-
-
-def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 2
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("leadml: error:"), err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(autouse=True)
