@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +27,7 @@ from leadml.settings import Settings
 
 if TYPE_CHECKING:
     from leadml.monitor import MonitorReport
+    from leadml.policy import Holdout, PolicyBook
 
 app = typer.Typer(
     name="leadml",
@@ -244,20 +247,14 @@ def score(
     grade and MQL decision under the MQL policy in force."""
     from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks
     from leadml.explain import Explainer
-    from leadml.policy import PolicyBook
     from leadml.scoring import Scorer
-    from leadml.store import Store
 
     if output.suffix.lower() not in (".csv", *PARQUET_SUFFIXES):
         raise DataError(f"cannot write {output}: use a .csv or .parquet file name")
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
-    store = Store.from_url(database_url or settings.database_url)
-    try:
-        store.migrate()
-        policy = PolicyBook(store).active(scorer)
-    finally:
-        store.close()
+    with _policy_book(database_url or settings.database_url) as book:
+        policy = book.active(scorer)
     explainer = Explainer.for_scorer(scorer) if reasons else None
     parts: list[pd.DataFrame] = []
     first_row = 0
@@ -305,6 +302,21 @@ def score(
 
 def _policy_label(version: int | None) -> str:
     return f"MQL policy v{version}" if version is not None else "the default MQL policy"
+
+
+@contextmanager
+def _policy_book(database_url: str, holdout: Holdout | None = None) -> Iterator[PolicyBook]:
+    """The MQL policies in the app database (migrated first), closed afterwards; `holdout`
+    saves reading the model's holdout again when the caller has it."""
+    from leadml.policy import PolicyBook
+    from leadml.store import Store
+
+    store = Store.from_url(database_url)
+    try:
+        store.migrate()
+        yield PolicyBook(store, holdout_loader=None if holdout is None else lambda _: holdout)
+    finally:
+        store.close()
 
 
 def _default_model(settings: Settings) -> str:
@@ -460,9 +472,8 @@ def threshold(
 ) -> None:
     """Resolve an MQL policy on the model's holdout: the table around it, intervals, grades."""
     from leadml.policy import Context as PolicyContext
-    from leadml.policy import PolicyBook, load_holdout, policy_from_options, preview_policy
+    from leadml.policy import load_holdout, policy_from_options, preview_policy
     from leadml.scoring import Scorer
-    from leadml.store import Store
 
     given = {
         "per_week": per_week,
@@ -492,10 +503,7 @@ def threshold(
     if not apply:
         console.print("nothing stored; add --apply to make it the MQL policy")
         return
-    store = Store.from_url(database_url or settings.database_url)
-    try:
-        store.migrate()
-        book = PolicyBook(store, holdout_loader=lambda _: holdout)
+    with _policy_book(database_url or settings.database_url, holdout) as book:
         record = book.set(
             scorer,
             chosen,
@@ -505,8 +513,6 @@ def threshold(
             deal_value=deal_value,
             cost_per_contact=cost_per_contact,
         )
-    finally:
-        store.close()
     console.print(
         f"stored as MQL policy version {record.version} of {record.model_name}"
         f" (cut-off {record.cutoff:.4f}, set by {record.set_by})"
@@ -588,9 +594,8 @@ def monitor(
     calibration, score drift, and a verdict (healthy, watch or retrain)."""
     from leadml.data import load_leads, target_vector
     from leadml.monitor import MIN_LEADS, monitor_outcomes
-    from leadml.policy import PolicyBook, load_holdout
+    from leadml.policy import load_holdout
     from leadml.scoring import Scorer
-    from leadml.store import Store
     from leadml.train import drop_open_leads
 
     frame = load_leads(data)
@@ -616,12 +621,8 @@ def monitor(
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
-    store = Store.from_url(database_url or settings.database_url)
-    try:
-        store.migrate()
-        policy = PolicyBook(store, holdout_loader=lambda _: holdout).active(scorer)
-    finally:
-        store.close()
+    with _policy_book(database_url or settings.database_url, holdout) as book:
+        policy = book.active(scorer)
     try:
         proba = scorer.score(frame)["probability"].to_numpy()
     except DataError as error:
