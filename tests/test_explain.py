@@ -48,31 +48,38 @@ def scorer_from(result: TrainResult, folder: Path) -> Scorer:
     return Scorer.load(folder)
 
 
+@pytest.fixture(scope="module")
+def models_by_kind(
+    demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[Scorer, TrainResult]]:
+    """One LightGBM and one logistic model on the demo leads, trained once for the module."""
+    models = {}
+    for kind in ("lightgbm", "logistic"):
+        result = train_model(demo_frame, demo_config(candidates=(kind,)))
+        assert result.model_kind == kind
+        models[kind] = scorer_from(result, tmp_path_factory.mktemp(kind)), result
+    return models
+
+
 @pytest.fixture(scope="module", params=["lightgbm", "logistic"])
 def model(
-    request: pytest.FixtureRequest,
-    demo_frame: pd.DataFrame,
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest, models_by_kind: dict[str, tuple[Scorer, TrainResult]]
 ) -> tuple[Scorer, TrainResult]:
-    result = train_model(demo_frame, demo_config(candidates=(request.param,)))
-    assert result.model_kind == request.param
-    return scorer_from(result, tmp_path_factory.mktemp(request.param)), result
+    return models_by_kind[request.param]
 
 
 @pytest.fixture(scope="module")
 def lightgbm_model(
-    demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    models_by_kind: dict[str, tuple[Scorer, TrainResult]],
 ) -> tuple[Scorer, TrainResult]:
-    result = train_model(demo_frame, demo_config(candidates=("lightgbm",)))
-    return scorer_from(result, tmp_path_factory.mktemp("lgbm")), result
+    return models_by_kind["lightgbm"]
 
 
 @pytest.fixture(scope="module")
 def logistic_model(
-    demo_frame: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+    models_by_kind: dict[str, tuple[Scorer, TrainResult]],
 ) -> tuple[Scorer, TrainResult]:
-    result = train_model(demo_frame, demo_config(candidates=("logistic",)))
-    return scorer_from(result, tmp_path_factory.mktemp("logistic")), result
+    return models_by_kind["logistic"]
 
 
 def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
