@@ -39,7 +39,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, from_json
 
-from leadml.schema import ColumnSpec, LeadSchema, Role, normalise_placeholders
+from leadml.schema import (
+    ColumnSpec,
+    LeadSchema,
+    Role,
+    boolean_series,
+    datetime_series,
+    normalise_placeholders,
+)
 
 DEFAULT_ID_FIELD = "lead_id"
 #: Categories listed in a field's description; the rest are counted.
@@ -309,8 +316,6 @@ def _typical_value(spec: ColumnSpec, column: pd.Series | None) -> Any:
         return spec.categories[0] if spec.categories else "other"
     if spec.role is Role.BOOLEAN:
         if column is not None:
-            from leadml.schema import boolean_series
-
             share = boolean_series(column).mean()
             if isinstance(share, float) and not math.isnan(share):
                 return "Yes" if share >= 0.5 else "No"
@@ -323,8 +328,6 @@ def _typical_value(spec: ColumnSpec, column: pd.Series | None) -> Any:
             median = 0.0
         return round(median) if spec.integer else round(median, 2)
     if column is not None:
-        from leadml.schema import datetime_series
-
         latest = datetime_series(column).max()
         if isinstance(latest, pd.Timestamp) and latest is not pd.NaT:
             return latest.floor("h").strftime("%Y-%m-%dT%H:%M:%SZ")

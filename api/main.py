@@ -30,8 +30,9 @@ from api.model_holder import ModelHolder, Refusal, Reloader
 from api.pages import install_pages
 from api.policies import PolicyCache, ServingPolicyBook
 from api.routes import admin, health, leads, model, mql_policy
-from api.serving import ServingModel, load_serving_model, source_fingerprint
+from api.serving import ServingModel, load_serving_model
 from leadml.errors import DataError, LeadmlError
+from leadml.registry import source_fingerprint
 from leadml.settings import Settings
 from leadml.store import Store, StoreError
 
@@ -112,7 +113,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     reloader = Reloader(
         holder,
         source=settings.serving_uri,
-        fingerprint=lambda: source_fingerprint(settings),
+        fingerprint=lambda: source_fingerprint(settings.serving_uri, settings.tracking_uri),
         load=lambda: load_serving_model(settings, book, policies),
         on_swap=_on_swap(app, policies),
         on_refuse=_on_refuse(app),

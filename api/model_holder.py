@@ -20,7 +20,8 @@ from typing import Literal
 
 import anyio.to_thread
 
-from api.serving import ServingModel, version_of
+from api.serving import ServingModel
+from leadml.registry import version_of
 
 log = logging.getLogger("leadml.api")
 

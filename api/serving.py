@@ -15,7 +15,6 @@ from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,11 +22,11 @@ import pandas as pd
 
 from api.lead_model import LeadModel, build_lead_model
 from api.policies import PolicyCache, ServingPolicyBook
-from leadml.bundle import Bundle, read_bundle, read_info
 from leadml.errors import ModelError
 from leadml.explain import CompiledExplainer, Explainer
 from leadml.fastpath import CompiledPredictor, Predictor, build_predictor, probe_leads
 from leadml.policy import ActivePolicy, Holdout
+from leadml.registry import alias_of, bundle_fingerprint, open_bundle
 from leadml.schema import Role
 from leadml.scoring import Scorer, percentile_of, to_score
 from leadml.settings import Settings
@@ -44,57 +43,6 @@ REPRODUCE_TOLERANCE = 1e-6
 PROBE_ROWS = 200
 #: Reasons given for and against each lead.
 TOP_REASONS = 3
-
-
-def is_registry_uri(uri: str) -> bool:
-    return "://" in uri or uri.startswith(("models:/", "runs:/"))
-
-
-def served_alias(settings: Settings) -> str | None:
-    uri = settings.serving_uri
-    if uri.startswith("models:/") and "@" in uri:
-        return uri.rsplit("@", 1)[1]
-    return None
-
-
-def source_fingerprint(settings: Settings) -> str:
-    """What the configured source points to now: registry name/version, or a folder's
-    name/version/sha256. Changes when the alias moves or the folder is replaced."""
-    uri = settings.serving_uri
-    if uri.startswith("models:/"):
-        from leadml.tracking import resolve_version, use_tracking
-
-        use_tracking(settings.tracking_uri)
-        name, version = resolve_version(uri)
-        return f"{name}/{version}"
-    if is_registry_uri(uri):
-        return uri
-    info = read_info(Path(uri))
-    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
-
-
-def _fingerprint_of(settings: Settings, bundle: Bundle) -> str:
-    uri = settings.serving_uri
-    if uri.startswith("models:/"):
-        return f"{bundle.info.name}/{bundle.info.version}"
-    if is_registry_uri(uri):
-        return uri
-    info = bundle.info
-    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
-
-
-def version_of(fingerprint: str) -> str | None:
-    parts = fingerprint.split("/")
-    return parts[1] if len(parts) >= 2 and not is_registry_uri(fingerprint) else None
-
-
-def read_serving_bundle(settings: Settings) -> Bundle:
-    uri = settings.serving_uri
-    if is_registry_uri(uri):
-        from leadml.tracking import load_bundle_from_mlflow
-
-        return load_bundle_from_mlflow(uri, tracking_uri=settings.tracking_uri)
-    return read_bundle(Path(uri))
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,7 +140,7 @@ def load_serving_model(
     settings: Settings, book: ServingPolicyBook, policies: PolicyCache
 ) -> ServingModel:
     """Load the model the settings point to and check it; raises on anything untrustworthy."""
-    bundle = read_serving_bundle(settings)
+    bundle = open_bundle(settings.serving_uri, tracking_uri=settings.tracking_uri)
     scorer = Scorer.from_bundle(bundle, source=settings.serving_uri)
     outcomes, trained_proba, leads = bundle.holdout_parts()
     leads = leads.reset_index(drop=True)
@@ -209,9 +157,9 @@ def load_serving_model(
         scorer=scorer,
         name=bundle.info.name,
         version=bundle.info.version,
-        alias=served_alias(settings),
+        alias=alias_of(settings.serving_uri),
         source=settings.serving_uri,
-        fingerprint=_fingerprint_of(settings, bundle),
+        fingerprint=bundle_fingerprint(settings.serving_uri, bundle),
         predictor=predictor,
         fast_path_note=fallback,
         explainer=explainer,

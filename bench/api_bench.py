@@ -69,7 +69,8 @@ async def score(request: Request) -> dict:
 def train_and_register(rows: int) -> tuple[str, Any]:
     """Demo leads -> train -> register -> champion, as `make demo` does; (tracking URI, result)."""
     from leadml import demo
-    from leadml.tracking import log_training, promote, use_tracking
+    from leadml.registry import use_tracking
+    from leadml.tracking import log_training, promote
     from leadml.train import TrainConfig, train_model
 
     WORK.mkdir(parents=True, exist_ok=True)

@@ -60,7 +60,8 @@ def demo_result(demo_frame: pd.DataFrame) -> TrainResult:
 def trained(
     demo_result: TrainResult, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[TrainedModel]:
-    from leadml.tracking import CHAMPION, export_model, log_training, promote, use_tracking
+    from leadml.registry import use_tracking
+    from leadml.tracking import CHAMPION, export_model, log_training, promote
 
     folder = tmp_path_factory.mktemp("mlflow")
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"

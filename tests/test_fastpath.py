@@ -25,9 +25,9 @@ from leadml.fastpath import (
     probe_leads,
     verify_fast_path,
 )
+from leadml.registry import load_bundle_from_mlflow
 from leadml.schema import ColumnSpec, LeadSchema, Role
 from leadml.scoring import Scorer
-from leadml.tracking import load_bundle_from_mlflow
 from leadml.train import TrainResult, train_model
 
 N_RANDOM_LEADS = 3000

@@ -15,13 +15,13 @@ import pytest
 
 from conftest import TrainedModel
 from leadml.errors import PolicyError
+from leadml.plots import plot_threshold_chart
 from leadml.policy import (
     DEFAULT_KIND,
     DEFAULT_TOP_SHARE,
     Holdout,
     PolicyBook,
     load_holdout,
-    plot_threshold_chart,
     rows_around,
 )
 from leadml.scoring import Scorer

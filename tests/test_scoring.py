@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from conftest import TrainedModel
-from leadml.scoring import LeadValidationError, Scorer, percentile_of, to_score
+from leadml.scoring import Scorer, percentile_of, to_score
+from leadml.validation import LeadValidationError
 
 
 @pytest.fixture(scope="module")

@@ -40,6 +40,8 @@ HOLDOUT_FILE = "holdout.parquet"
 #: Columns added to the holdout frame beside the lead's own fields.
 OUTCOME_COLUMN = "__outcome"
 PROBABILITY_COLUMN = "__probability"
+#: The name of the bundle folder inside a logged MLflow model's artifacts.
+BUNDLE_ARTIFACT = "bundle"
 
 _LIBRARIES = ("leadml", "scikit-learn", "lightgbm", "pandas", "numpy", "mlflow", "joblib")
 

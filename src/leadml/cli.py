@@ -5,6 +5,8 @@ Errors a user can fix are one line on stderr and exit code 2, never a traceback.
 
 from __future__ import annotations
 
+import getpass
+import importlib
 import json
 import logging
 import os
@@ -12,22 +14,39 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import typer
+import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.exceptions import TyperException
 
+from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks, load_leads, target_vector
+from leadml.demo import write_demo_leads
 from leadml.errors import DataError, LeadmlError
+from leadml.evaluate import holdout_metrics
+from leadml.explain import Explainer
+from leadml.monitor import MIN_LEADS, MonitorReport, monitor_outcomes
+from leadml.policy import (
+    BusinessFigures,
+    Holdout,
+    PolicyBook,
+    load_holdout,
+    policy_from_options,
+    preview_policy,
+)
+from leadml.registry import resolve_version, use_tracking
+from leadml.schema import DEFAULT_PLACEHOLDERS
+from leadml.scoring import Scorer
 from leadml.settings import Settings
-
-if TYPE_CHECKING:
-    from leadml.monitor import MonitorReport
-    from leadml.policy import Holdout, PolicyBook
+from leadml.store import Store
+from leadml.tracking import CHAMPION, export_model, log_training
+from leadml.tracking import promote as promote_model
+from leadml.train import TrainConfig, drop_open_leads, train_model
 
 app = typer.Typer(
     name="leadml",
@@ -69,7 +88,6 @@ def demo_data(
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same leads.")] = 0,
 ) -> None:
     """Write synthetic leads with a known ground truth (see leadml.demo)."""
-    from leadml.demo import write_demo_leads
 
     with console.status(f"writing {rows:,} demo leads"):
         path = write_demo_leads(output, rows, seed=seed)
@@ -120,10 +138,6 @@ def train(
     seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
 ) -> None:
     """Learn from historical outcomes; log the run to MLflow and register it as challenger."""
-    from leadml.data import load_leads
-    from leadml.schema import DEFAULT_PLACEHOLDERS
-    from leadml.tracking import log_training, use_tracking
-    from leadml.train import TrainConfig, train_model
 
     settings = _settings(tracking_uri)
     name = model_name or settings.model_name
@@ -200,9 +214,6 @@ def promote(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Make the challenger champion if it is at least as good, and export it to models/."""
-    from leadml.evaluate import holdout_metrics
-    from leadml.tracking import CHAMPION, export_model, use_tracking
-    from leadml.tracking import promote as promote_model
 
     allowed = set(holdout_metrics(np.array([0, 1]), np.array([0.2, 0.8])))
     if metric not in allowed - {"n", "base_rate"}:
@@ -245,9 +256,6 @@ def score(
 ) -> None:
     """Score a file of leads and write them ranked, highest probability first, with each lead's
     grade and MQL decision under the MQL policy in force."""
-    from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks
-    from leadml.explain import Explainer
-    from leadml.scoring import Scorer
 
     if output.suffix.lower() not in (".csv", *PARQUET_SUFFIXES):
         raise DataError(f"cannot write {output}: use a .csv or .parquet file name")
@@ -308,8 +316,6 @@ def _policy_label(version: int | None) -> str:
 def _policy_book(database_url: str, holdout: Holdout | None = None) -> Iterator[PolicyBook]:
     """The MQL policies in the app database (migrated first), closed afterwards; `holdout`
     saves reading the model's holdout again when the caller has it."""
-    from leadml.policy import PolicyBook
-    from leadml.store import Store
 
     store = Store.from_url(database_url)
     try:
@@ -332,8 +338,6 @@ def _default_model(settings: Settings) -> str:
 
 
 def _os_user() -> str:
-    import getpass
-
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -471,9 +475,6 @@ def threshold(
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Resolve an MQL policy on the model's holdout: the table around it, intervals, grades."""
-    from leadml.policy import Context as PolicyContext
-    from leadml.policy import load_holdout, policy_from_options, preview_policy
-    from leadml.scoring import Scorer
 
     given = {
         "per_week": per_week,
@@ -490,7 +491,7 @@ def threshold(
         settings = settings.model_copy(update={"model_name": model_name})
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
-    context = PolicyContext(leads_per_week, deal_value, cost_per_contact)
+    context = BusinessFigures(leads_per_week, deal_value, cost_per_contact)
     preview = preview_policy(holdout, chosen, context=context)
     console.print(
         f"{scorer.info.name} v{scorer.info.version or '?'}: {chosen.kind} policy"
@@ -531,10 +532,6 @@ def serve(
     ] = 1,
 ) -> None:
     """Serve the scoring API on the model the settings (LEADML_*) point to."""
-    import importlib
-
-    import uvicorn
-
     settings = _settings()
     # The api package is found at run time, as uvicorn would: leadml never imports it statically.
     # Its access check and a look for the model run here first, so a wrong setting is one line.
@@ -546,8 +543,6 @@ def serve(
 def _check_model_source(settings: Settings) -> None:
     source = settings.serving_uri
     if source.startswith("models:/"):
-        from leadml.tracking import resolve_version, use_tracking
-
         use_tracking(settings.tracking_uri)
         try:
             resolve_version(source)
@@ -592,11 +587,6 @@ def monitor(
 ) -> None:
     """Compare recent outcomes with the model's promises: realised conversion by grade and MQL,
     calibration, score drift, and a verdict (healthy, watch or retrain)."""
-    from leadml.data import load_leads, target_vector
-    from leadml.monitor import MIN_LEADS, monitor_outcomes
-    from leadml.policy import load_holdout
-    from leadml.scoring import Scorer
-    from leadml.train import drop_open_leads
 
     frame = load_leads(data)
     if target not in frame.columns:

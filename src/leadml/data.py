@@ -61,6 +61,7 @@ def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFra
     if not path.exists():
         raise DataError(f"cannot read {path}: no such file; check the path")
     if path.suffix.lower() in PARQUET_SUFFIXES:
+        # Deferred: pyarrow's Parquet reader is only needed for Parquet files.
         import pyarrow.parquet as pq
 
         parquet = pq.ParquetFile(path)
@@ -114,6 +115,7 @@ def _read_sql(url: str, query: str | None) -> pd.DataFrame:
         raise DataError(
             f"{url.split('://')[0]} URL given without a query; add --query 'SELECT ...'"
         )
+    # Deferred: SQLAlchemy (and its dialects) only load when leads come from a database.
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -1,8 +1,8 @@
-"""How good are a model's holdout probabilities: metrics, gains/lift and calibration tables, plots.
+"""How good are a model's holdout probabilities: metrics, gains/lift and calibration tables.
 
 Everything here works on two in-memory arrays, the holdout outcomes (0/1) and the calibrated
-probabilities, and has no side effects: the plot functions return a `matplotlib.figure.Figure`
-built without pyplot, and the caller decides where to save it.
+probabilities, and has no side effects. The figures drawn from them are in `plots.py`, so that scoring and
+the API never load matplotlib.
 
 Ties. Calibrated models (isotonic calibration above all) give many leads the same probability.
 Wherever leads are ranked (gains table, top-decile lift, cumulative gains curve), leads tied at
@@ -18,16 +18,11 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     log_loss,
-    precision_recall_curve,
     roc_auc_score,
-    roc_curve,
 )
 
 from leadml.errors import DataError
@@ -49,8 +44,6 @@ METRIC_NAMES = (
 )
 
 TOP_DECILE_SHARE = 0.10
-
-_FIGSIZE = (6.4, 4.8)
 
 
 def check_probabilities(proba: npt.ArrayLike) -> FloatArray:
@@ -92,7 +85,7 @@ def check_scores(y_true: npt.ArrayLike, proba: npt.ArrayLike) -> tuple[IntArray,
     return y_num.astype(np.int64), p
 
 
-def _require_both_outcomes(y: IntArray, what: str) -> None:
+def require_both_outcomes(y: IntArray, what: str) -> None:
     positives = int(y.sum())
     if positives == 0 or positives == len(y):
         outcome = "converted" if positives else "did not convert"
@@ -192,7 +185,7 @@ def holdout_metrics(y_true: npt.ArrayLike, proba: npt.ArrayLike) -> dict[str, fl
     - `base_rate`: share of leads that converted; `n`: number of leads (as a float).
     """
     y, p = check_scores(y_true, proba)
-    _require_both_outcomes(y, "holdout metrics")
+    require_both_outcomes(y, "holdout metrics")
     base_rate = float(y.mean())
     _, y_tied = ranked_outcomes(y, p)
     return {
@@ -251,113 +244,3 @@ def gains_table(y_true: npt.ArrayLike, proba: npt.ArrayLike, n_bins: int = 10) -
             "cum_lift": (cum_conversions / ends) / base_rate,
         }
     )
-
-
-def _new_axes() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=_FIGSIZE, layout="constrained")
-    return figure, figure.add_subplot()
-
-
-def _percent_axes(axes: Axes) -> None:
-    axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    axes.set_xlim(0.0, 1.0)
-    axes.set_ylim(0.0, 1.02)
-    axes.grid(alpha=0.3)
-
-
-def plot_roc(
-    y_true: npt.ArrayLike, proba: npt.ArrayLike, title: str = "ROC curve (holdout)"
-) -> Figure:
-    """ROC curve with the chance diagonal; the legend gives the ROC AUC."""
-    y, p = check_scores(y_true, proba)
-    _require_both_outcomes(y, "an ROC curve")
-    fpr, tpr, _ = roc_curve(y, p)
-    figure, axes = _new_axes()
-    axes.plot(fpr, tpr, linewidth=2, label=f"model (ROC AUC {roc_auc_score(y, p):.3f})")
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random ranking (AUC 0.5)")
-    _percent_axes(axes)
-    axes.set_xlabel("False positive rate (share of non-converting leads flagged)")
-    axes.set_ylabel("True positive rate (share of conversions caught)")
-    axes.set_title(title)
-    axes.legend(loc="lower right")
-    return figure
-
-
-def plot_precision_recall(
-    y_true: npt.ArrayLike, proba: npt.ArrayLike, title: str = "Precision-recall curve (holdout)"
-) -> Figure:
-    """Precision against recall with the base rate as the no-skill line; legend gives the AP."""
-    y, p = check_scores(y_true, proba)
-    _require_both_outcomes(y, "a precision-recall curve")
-    precision, recall, _ = precision_recall_curve(y, p)
-    base_rate = float(y.mean())
-    figure, axes = _new_axes()
-    axes.plot(
-        recall,
-        precision,
-        drawstyle="steps-post",
-        linewidth=2,
-        label=f"model (average precision {average_precision_score(y, p):.3f})",
-    )
-    axes.axhline(
-        base_rate, linestyle="--", color="grey", label=f"random selection ({base_rate:.1%})"
-    )
-    _percent_axes(axes)
-    axes.set_xlabel("Recall (share of all conversions captured)")
-    axes.set_ylabel("Precision (share of selected leads that convert)")
-    axes.set_title(title)
-    axes.legend(loc="upper right")
-    return figure
-
-
-def plot_calibration(
-    y_true: npt.ArrayLike,
-    proba: npt.ArrayLike,
-    title: str = "Calibration (holdout)",
-    n_bins: int = 10,
-) -> Figure:
-    """Reliability diagram: observed conversion rate per equal-frequency bin, with the diagonal."""
-    y, p = check_scores(y_true, proba)
-    table = calibration_table(y, p, n_bins=n_bins)
-    ece = expected_calibration_error(y, p, n_bins=n_bins)
-    figure, axes = _new_axes()
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    axes.plot(
-        table["mean_predicted"],
-        table["observed_rate"],
-        marker="o",
-        linewidth=2,
-        label=f"model (ECE {ece:.3f}, {len(table)} equal-frequency bins)",
-    )
-    _percent_axes(axes)
-    axes.set_xlabel("Mean predicted probability of converting")
-    axes.set_ylabel("Observed conversion rate")
-    axes.set_title(title)
-    axes.legend(loc="upper left")
-    return figure
-
-
-def plot_cumulative_gains(
-    y_true: npt.ArrayLike, proba: npt.ArrayLike, title: str = "Cumulative gains (holdout)"
-) -> Figure:
-    """Share of conversions captured against share of leads worked, best-scored first."""
-    y, p = check_scores(y_true, proba)
-    _require_both_outcomes(y, "a cumulative gains curve")
-    _, y_tied = ranked_outcomes(y, p)
-    n = len(y)
-    base_rate = float(y.mean())
-    share_leads = np.arange(n + 1) / n
-    gain = np.concatenate([[0.0], np.cumsum(y_tied)]) / y.sum()
-    figure, axes = _new_axes()
-    axes.plot(share_leads, gain, linewidth=2, label="model")
-    axes.plot(
-        [0.0, base_rate, 1.0], [0.0, 1.0, 1.0], linestyle=":", color="black", label="perfect model"
-    )
-    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="random selection")
-    _percent_axes(axes)
-    axes.set_xlabel("Share of leads worked, highest probability first")
-    axes.set_ylabel("Share of all conversions captured")
-    axes.set_title(title)
-    axes.legend(loc="lower right")
-    return figure

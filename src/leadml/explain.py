@@ -49,6 +49,7 @@ from leadml.errors import ModelError, PolicyError
 from leadml.fastpath import LinearHead
 from leadml.features import LeadPreparer
 from leadml.schema import ColumnSpec, Role, parse_boolean
+from leadml.validation import validate_records
 
 if TYPE_CHECKING:
     from leadml.scoring import Scorer
@@ -710,8 +711,6 @@ def candidate_moves(
 
     Empty when the lead is already at or above the cut-off or no single change reaches it.
     """
-    from leadml.scoring import validate_records  # scoring may one day use reasons itself
-
     if not 0.0 <= cutoff <= 1.0:
         raise PolicyError(f"cutoff must be a probability between 0 and 1, got {cutoff}")
     explainer = explainer or Explainer.for_scorer(scorer)

@@ -100,6 +100,7 @@ class _LightGBMHead:
     """Raw margins (or probabilities) from the booster's C predictor."""
 
     def __init__(self, model: Any, n_features: int, raw: bool) -> None:
+        # Deferred: LightGBM loads only for a LightGBM model, not for a logistic one.
         try:
             from lightgbm import basic
         except ImportError as error:  # pragma: no cover - lightgbm is a dependency

@@ -15,10 +15,8 @@ from mlflow.models import ModelSignature
 from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types.schema import AnyType, ColSpec, Schema
 
-from leadml.bundle import Bundle, read_bundle
+from leadml.bundle import BUNDLE_ARTIFACT, Bundle, read_bundle
 from leadml.schema import LeadSchema
-
-BUNDLE_ARTIFACT = "bundle"
 
 
 def signature_for(schema: LeadSchema) -> ModelSignature:

@@ -30,16 +30,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 
 from leadml.errors import ModelError, PolicyError
+from leadml.registry import exact_source, open_bundle
 from leadml.store import PolicyRecord, PolicyRecordIn, Store
 from leadml.threshold import (
     POLICY_TYPES,
@@ -92,22 +90,14 @@ def model_key(scorer: Scorer) -> tuple[str, str, str]:
 
 def load_holdout(scorer: Scorer, tracking_uri: str | None = None) -> Holdout:
     """The holdout saved with the scorer's model, from its folder or from the MLflow registry."""
-    from leadml.bundle import read_bundle
-
     source = scorer.source
     if not source:
         raise ModelError(
             "the scorer does not say where its model came from; load it with Scorer.load"
         )
-    if "://" in source or source.startswith(("models:/", "runs:/")):
-        from leadml.tracking import load_bundle_from_mlflow
-
-        info = scorer.info
-        # The alias may have moved since the scorer was loaded: ask for the exact version.
-        uri = f"models:/{info.name}/{info.version}" if info.version else source
-        bundle = load_bundle_from_mlflow(uri, tracking_uri=tracking_uri)
-    else:
-        bundle = read_bundle(Path(source))
+    info = scorer.info
+    # The alias may have moved since the scorer was loaded: ask for the exact version.
+    bundle = open_bundle(exact_source(source, info.name, info.version), tracking_uri=tracking_uri)
     if bundle.info.pipeline_sha256 != scorer.info.pipeline_sha256:
         raise ModelError(
             f"the model at {source} changed since it was loaded; reload it before setting a policy"
@@ -120,15 +110,15 @@ def load_holdout(scorer: Scorer, tracking_uri: str | None = None) -> Holdout:
 
 
 @dataclass(frozen=True)
-class Context:
-    """Figures a policy can be read with: leads a week, deal value and cost per contact."""
+class BusinessFigures:
+    """The business figures a policy is read with: leads a week, deal value, cost per contact."""
 
     leads_per_week: float | None = None
     deal_value: float | None = None
     cost_per_contact: float | None = None
 
     @classmethod
-    def for_policy(cls, policy: Policy, context: Context) -> Context:
+    def for_policy(cls, policy: Policy, context: BusinessFigures) -> BusinessFigures:
         """The context a policy brings itself wins; other values stay."""
         if isinstance(policy, CapacityPolicy):
             return cls(policy.leads_per_week, context.deal_value, context.cost_per_contact)
@@ -137,7 +127,7 @@ class Context:
         return context
 
     @classmethod
-    def from_expected(cls, expected: Mapping[str, Any]) -> Context:
+    def from_expected(cls, expected: Mapping[str, Any]) -> BusinessFigures:
         stored = expected.get("context") or {}
         return cls(
             leads_per_week=stored.get("leads_per_week"),
@@ -161,7 +151,7 @@ class PolicyPreview:
     bands: GradeBands
     grades: pd.DataFrame
     rows: pd.DataFrame
-    context: Context
+    context: BusinessFigures
 
     @property
     def cutoff(self) -> float:
@@ -213,7 +203,7 @@ def rows_around(
     proba: npt.ArrayLike,
     cutoff: float,
     *,
-    context: Context | None = None,
+    context: BusinessFigures | None = None,
     k: int = ROWS_AROUND,
 ) -> pd.DataFrame:
     """The threshold-table rows on each side of `cutoff` (k above, k below), and its own row.
@@ -221,7 +211,7 @@ def rows_around(
     The rows are those of the default threshold table (one per percentage point of MQL share on a
     large holdout), with the chosen cut-off's row added; `chosen` marks it.
     """
-    used = context or Context()
+    used = context or BusinessFigures()
     both = used.deal_value is not None and used.cost_per_contact is not None
     grid = threshold_table(y, proba)["cutoff"].to_numpy()
     table = threshold_table(
@@ -242,14 +232,14 @@ def preview_policy(
     holdout: Holdout,
     policy: Policy,
     *,
-    context: Context | None = None,
+    context: BusinessFigures | None = None,
     bands: GradeBands | None = None,
     n_boot: int = 1000,
     level: float = 0.9,
     seed: int = 0,
 ) -> PolicyPreview:
     """Resolve `policy` on the holdout, with grades (default A-D around it) and the table rows."""
-    used = Context.for_policy(policy, context or Context())
+    used = BusinessFigures.for_policy(policy, context or BusinessFigures())
     resolution = resolve_policy(
         policy,
         holdout.y,
@@ -270,7 +260,7 @@ def preview_policy(
     )
 
 
-def _value_kwargs(policy: Policy, context: Context) -> dict[str, float | None]:
+def _value_kwargs(policy: Policy, context: BusinessFigures) -> dict[str, float | None]:
     if isinstance(policy, MaxValuePolicy):
         return {}
     both = context.deal_value is not None and context.cost_per_contact is not None
@@ -510,7 +500,7 @@ class PolicyBook:
         scorer: Scorer,
         policy: Policy,
         *,
-        context: Context | None = None,
+        context: BusinessFigures | None = None,
         bands: GradeBands | None = None,
     ) -> PolicyPreview:
         """`policy` resolved on the scorer's holdout; stores nothing."""
@@ -540,7 +530,7 @@ class PolicyBook:
         """Resolve `policy` on the scorer's holdout and store it as the next version."""
         if not set_by or not set_by.strip():
             raise PolicyError("say who sets the MQL policy (set_by); it is kept in the history")
-        context = Context(leads_per_week, deal_value, cost_per_contact)
+        context = BusinessFigures(leads_per_week, deal_value, cost_per_contact)
         preview = self.preview(scorer, policy, context=context, bands=bands)
         record = self.store.add_policy(
             PolicyRecordIn(
@@ -566,7 +556,7 @@ class PolicyBook:
             raise PolicyError(
                 f"{scorer.info.name} has no stored MQL policy to re-apply; set one first"
             )
-        context = Context.from_expected(record.expected)
+        context = BusinessFigures.from_expected(record.expected)
         return self.set(
             scorer,
             policy_from_dict(record.params),
@@ -593,14 +583,14 @@ class PolicyBook:
         """What a proposed policy, or the current one moved by N points of MQL share, would do.
 
         `proposal` is a policy, or a number of percentage points (+5: 5 % more of all leads
-        become MQLs). Context not given is taken from the current policy. Stores nothing.
+        become MQLs). Business figures not given are taken from the current policy. Stores nothing.
         Returns a JSON-ready dict: `current`, `proposed` (with intervals, sentence and grades),
         `change` (proposed minus current) and `rows` (threshold table around the proposal).
         """
         holdout = self.holdout(scorer)
         current = self.active(scorer)
-        stored = Context.from_expected(current.expected)
-        context = Context(
+        stored = BusinessFigures.from_expected(current.expected)
+        context = BusinessFigures(
             leads_per_week if leads_per_week is not None else stored.leads_per_week,
             deal_value if deal_value is not None else stored.deal_value,
             cost_per_contact if cost_per_contact is not None else stored.cost_per_contact,
@@ -624,7 +614,7 @@ class PolicyBook:
             shift_sentence = shift.sentence
         else:
             policy = proposal
-            context = Context.for_policy(policy, context)
+            context = BusinessFigures.for_policy(policy, context)
         proposed = preview_policy(
             holdout, policy, context=context, n_boot=self.n_boot, level=self.level
         )
@@ -700,40 +690,3 @@ def _figures(resolution: Resolution) -> dict[str, Any]:
         "holdout_mqls": mqls,
         "holdout_conversions": conversions,
     }
-
-
-# --------------------------------------------------------------------------- MLflow artifacts
-
-
-def plot_threshold_chart(
-    y_true: npt.ArrayLike,
-    proba: npt.ArrayLike,
-    cutoff: float | None = None,
-    title: str = "The MQL line: what each cut-off means (holdout)",
-    cutoff_label: str = "MQL line",
-) -> Figure:
-    """MQL share, precision and recall against the probability cut-off, with an optional line.
-
-    Reading it right to left: lowering the cut-off makes more leads MQLs (share rises), captures
-    more of the conversions (recall rises) and usually lowers the conversion rate among MQLs.
-    """
-    table = threshold_table(y_true, proba).sort_values("cutoff")
-    figure = Figure(figsize=(6.4, 4.8), layout="constrained")
-    axes = figure.add_subplot()
-    x = table["cutoff"].to_numpy()
-    axes.plot(x, table["mql_share"], linewidth=2, label="share of leads that are MQLs")
-    axes.plot(x, table["precision"], linewidth=2, label="MQLs that convert (precision)")
-    axes.plot(x, table["recall"], linewidth=2, label="conversions captured (recall)")
-    base_rate = float(np.mean(np.asarray(y_true, dtype=float)))
-    axes.axhline(base_rate, linestyle="--", color="grey", label=f"base rate ({base_rate:.1%})")
-    if cutoff is not None:
-        axes.axvline(cutoff, color="black", linestyle=":", label=f"{cutoff_label} ({cutoff:.3g})")
-    axes.set_xlim(0.0, max(1e-6, float(x.max())))
-    axes.set_ylim(0.0, 1.02)
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    axes.grid(alpha=0.3)
-    axes.set_xlabel("Probability cut-off (leads at or above it are MQLs)")
-    axes.set_ylabel("Share")
-    axes.set_title(title)
-    figure.legend(loc="outside lower center", ncols=2, fontsize="small")
-    return figure

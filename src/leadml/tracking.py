@@ -1,11 +1,12 @@
-"""The one module that writes to MLflow: log a training run, register it, move aliases."""
+"""The one module that writes to MLflow: log a training run, register it, move aliases, export.
+
+Reading (model URIs, aliases, downloading a bundle) is `registry.py`'s job; this module uses it.
+"""
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,25 +14,20 @@ import mlflow
 import numpy as np
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
-from leadml.bundle import (
-    Bundle,
-    ModelInfo,
-    copy_bundle,
-    library_versions,
-    read_bundle,
-    write_trained_bundle,
-)
+from leadml.bundle import BUNDLE_ARTIFACT, copy_bundle, library_versions, write_trained_bundle
 from leadml.errors import ModelError
-from leadml.evaluate import (
-    holdout_metrics,
+from leadml.evaluate import holdout_metrics
+from leadml.mlflow_model import LeadScoringModel, input_example, signature_for
+from leadml.plots import (
     plot_calibration,
     plot_cumulative_gains,
     plot_precision_recall,
     plot_roc,
+    plot_threshold_chart,
 )
-from leadml.mlflow_model import BUNDLE_ARTIFACT, LeadScoringModel, input_example, signature_for
+from leadml.policy import DEFAULT_TOP_SHARE, Holdout, default_preview
+from leadml.registry import alias_version, load_bundle_from_mlflow, mlflow_errors
 from leadml.report import model_card
 from leadml.threshold import threshold_table
 from leadml.train import TrainResult
@@ -58,20 +54,6 @@ class Promotion:
     reason: str
 
 
-def use_tracking(tracking_uri: str) -> None:
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-
-
-@contextmanager
-def _mlflow_errors(action: str) -> Iterator[None]:
-    try:
-        yield
-    except MlflowException as error:
-        first_line = str(error.message).splitlines()[0] if error.message else str(error)
-        raise ModelError(f"cannot {action}: {first_line}") from None
-
-
 def _save_figure(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=110, bbox_inches="tight")
     return path
@@ -85,7 +67,7 @@ def log_training(
     data_source: str = "",
 ) -> LoggedModel:
     """One MLflow run per training: params, metrics, plots, reports, the model; then register."""
-    with _mlflow_errors("log the training to MLflow"):
+    with mlflow_errors("log the training to MLflow"):
         mlflow.set_experiment(experiment)
         with mlflow.start_run(run_name=f"{model_name}-{result.model_kind}") as run:
             mlflow.log_params(
@@ -174,8 +156,6 @@ def write_threshold_artifacts(
     Returns (file, MLflow artifact folder) pairs: the table goes next to gains.csv, the chart
     under plots/. The chart marks the default MQL line.
     """
-    from leadml.policy import DEFAULT_TOP_SHARE, Holdout, default_preview, plot_threshold_chart
-
     folder.mkdir(parents=True, exist_ok=True)
     table_path = folder / "threshold_table.csv"
     threshold_table(y_true, proba).to_csv(table_path, index=False)
@@ -205,58 +185,14 @@ def _leakage_dict(result: TrainResult) -> dict[str, object]:
     }
 
 
-def resolve_version(model_uri: str) -> tuple[str, str]:
-    """(name, version) of a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI."""
-    if not model_uri.startswith("models:/"):
-        raise ModelError(f"{model_uri} is not a registry URI; use models:/NAME@ALIAS")
-    reference = model_uri[len("models:/") :]
-    client = MlflowClient()
-    with _mlflow_errors(f"find {model_uri} in the registry"):
-        if "@" in reference:
-            name, alias = reference.split("@", 1)
-            version = client.get_model_version_by_alias(name, alias)
-            return name, str(version.version)
-        name, _, number = reference.partition("/")
-        return name, str(client.get_model_version(name, number).version)
-
-
-def load_bundle_from_mlflow(model_uri: str, tracking_uri: str | None = None) -> Bundle:
-    """Download a registered model and open the leadml bundle inside it (sha256 checked)."""
-    if tracking_uri:
-        use_tracking(tracking_uri)
-    name, version = resolve_version(model_uri) if model_uri.startswith("models:/") else ("", "")
-    with _mlflow_errors(f"download {model_uri}"):
-        local = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{name}/{version}" if name else model_uri
-            )
-        )
-    bundle = read_bundle(local / "artifacts" / BUNDLE_ARTIFACT)
-    if name:
-        info = bundle.info
-        bundle = Bundle(
-            pipeline=bundle.pipeline,
-            info=ModelInfo(**{**vars(info), "name": name, "version": version}),
-            folder=bundle.folder,
-        )
-    return bundle
-
-
-def _alias_version(name: str, alias: str) -> str | None:
-    try:
-        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
 def promote(
     model_name: str, *, force: bool = False, metric: str = "roc_auc", tolerance: float = 0.0
 ) -> Promotion:
     """Move `champion` to the challenger if it is at least as good on the champion's holdout."""
-    challenger = _alias_version(model_name, CHALLENGER)
+    challenger = alias_version(model_name, CHALLENGER)
     if challenger is None:
         raise ModelError(f"{model_name} has no {CHALLENGER}; run leadml train first")
-    champion = _alias_version(model_name, CHAMPION)
+    champion = alias_version(model_name, CHAMPION)
     client = MlflowClient()
     if champion == challenger:
         return Promotion(
@@ -264,7 +200,7 @@ def promote(
         )
     if champion is None or force:
         reason = "no champion yet" if champion is None else "forced"
-        with _mlflow_errors("move the champion alias"):
+        with mlflow_errors("move the champion alias"):
             client.set_registered_model_alias(model_name, CHAMPION, challenger)
         return Promotion(True, model_name, challenger, champion, reason)
     champion_bundle = load_bundle_from_mlflow(f"models:/{model_name}/{champion}")
@@ -279,7 +215,7 @@ def promote(
         f" v{challenger} vs {old[metric]:.4f} for v{champion}"
     )
     if gain >= -tolerance:
-        with _mlflow_errors("move the champion alias"):
+        with mlflow_errors("move the champion alias"):
             client.set_registered_model_alias(model_name, CHAMPION, challenger)
         return Promotion(True, model_name, challenger, champion, f"promoted: {summary}")
     return Promotion(

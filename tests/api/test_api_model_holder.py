@@ -21,7 +21,8 @@ from mlflow import MlflowClient
 from api.main import create_app
 from conftest import TrainedModel
 from leadml.bundle import PIPELINE_FILE, read_info, write_info
-from leadml.tracking import CHAMPION, log_training, use_tracking
+from leadml.registry import use_tracking
+from leadml.tracking import CHAMPION, log_training
 
 RELOAD_NAME = "api-reload-test"
 THREADS = 4

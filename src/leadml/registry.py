@@ -1,0 +1,161 @@
+"""The read side of models: model URIs, the MLflow registry and model folders.
+
+Everything that opens a trained model goes through here: the `Scorer`, the MQL policy book (for a
+model's holdout), the API (at start and on every reload) and the CLI. `tracking` is the write
+side (log a training, register, promote, export) and reads through this module too.
+
+A model source is either a folder (`models/<name>/`, written by `leadml promote`) or an MLflow
+URI (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/...`). Either way the bundle inside is
+opened with its sha256 checked (`bundle.read_bundle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leadml.bundle import BUNDLE_ARTIFACT, Bundle, read_bundle, read_info
+from leadml.errors import ModelError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+# mlflow is imported in the functions that talk to it: it is about 800 modules and a second or
+# more of start-up, which an API worker or a CLI command reading a model folder never needs.
+
+REGISTRY_PREFIX = "models:/"
+
+
+def use_tracking(tracking_uri: str) -> None:
+    """Point MLflow's tracking and registry clients at one server (or SQLite file)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+
+
+@contextmanager
+def mlflow_errors(action: str) -> Iterator[None]:
+    """Turn an MLflow failure into a one-line `ModelError` saying what could not be done."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as error:
+        first_line = str(error.message).splitlines()[0] if error.message else str(error)
+        raise ModelError(f"cannot {action}: {first_line}") from None
+
+
+def _client() -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def is_mlflow_uri(source: str) -> bool:
+    """True for an MLflow URI (`models:/...`, `runs:/...`, any `scheme://`), False for a folder."""
+    return "://" in source or source.startswith((REGISTRY_PREFIX, "runs:/"))
+
+
+def is_registry_uri(source: str) -> bool:
+    """True for a model registry URI (`models:/NAME@ALIAS` or `models:/NAME/VERSION`)."""
+    return source.startswith(REGISTRY_PREFIX)
+
+
+def alias_of(source: str) -> str | None:
+    """The alias a `models:/NAME@ALIAS` URI follows, else None."""
+    if is_registry_uri(source) and "@" in source:
+        return source.rsplit("@", 1)[1]
+    return None
+
+
+def resolve_version(model_uri: str) -> tuple[str, str]:
+    """(name, version) of a `models:/NAME@ALIAS` or `models:/NAME/VERSION` URI."""
+    if not is_registry_uri(model_uri):
+        raise ModelError(f"{model_uri} is not a registry URI; use models:/NAME@ALIAS")
+    reference = model_uri[len(REGISTRY_PREFIX) :]
+    client = _client()
+    with mlflow_errors(f"find {model_uri} in the registry"):
+        if "@" in reference:
+            name, alias = reference.split("@", 1)
+            version = client.get_model_version_by_alias(name, alias)
+            return name, str(version.version)
+        name, _, number = reference.partition("/")
+        return name, str(client.get_model_version(name, number).version)
+
+
+def alias_version(name: str, alias: str) -> str | None:
+    """The version an alias points to, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(_client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def load_bundle_from_mlflow(model_uri: str, tracking_uri: str | None = None) -> Bundle:
+    """Download a registered model and open the leadml bundle inside it (sha256 checked)."""
+    import mlflow
+
+    if tracking_uri:
+        use_tracking(tracking_uri)
+    name, version = resolve_version(model_uri) if is_registry_uri(model_uri) else ("", "")
+    with mlflow_errors(f"download {model_uri}"):
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                artifact_uri=f"{REGISTRY_PREFIX}{name}/{version}" if name else model_uri
+            )
+        )
+    bundle = read_bundle(local / "artifacts" / BUNDLE_ARTIFACT)
+    if name:
+        bundle = replace(bundle, info=replace(bundle.info, name=name, version=version))
+    return bundle
+
+
+def open_bundle(source: str | Path, tracking_uri: str | None = None) -> Bundle:
+    """Open the bundle a folder or an MLflow URI points to."""
+    text = str(source)
+    if is_mlflow_uri(text):
+        return load_bundle_from_mlflow(text, tracking_uri=tracking_uri)
+    return read_bundle(Path(text))
+
+
+def exact_source(source: str, name: str, version: str | None) -> str:
+    """The source of one model version: an alias may move, `models:/NAME/VERSION` does not."""
+    if is_mlflow_uri(source) and version:
+        return f"{REGISTRY_PREFIX}{name}/{version}"
+    return source
+
+
+def source_fingerprint(source: str, tracking_uri: str | None = None) -> str:
+    """What a model source points to now: registry name/version, or a folder's
+    name/version/sha256. Changes when the alias moves or the folder is replaced."""
+    if is_registry_uri(source):
+        if tracking_uri:
+            use_tracking(tracking_uri)
+        name, version = resolve_version(source)
+        return f"{name}/{version}"
+    if is_mlflow_uri(source):
+        return source
+    info = read_info(Path(source))
+    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+
+
+def bundle_fingerprint(source: str, bundle: Bundle) -> str:
+    """The fingerprint `source_fingerprint` gives for the source while it points to `bundle`."""
+    if is_registry_uri(source):
+        return f"{bundle.info.name}/{bundle.info.version}"
+    if is_mlflow_uri(source):
+        return source
+    info = bundle.info
+    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+
+
+def version_of(fingerprint: str) -> str | None:
+    """The model version inside a fingerprint, if it names one."""
+    parts = fingerprint.split("/")
+    return parts[1] if len(parts) >= 2 and not is_mlflow_uri(fingerprint) else None
