@@ -3,17 +3,26 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Versions that passed CI: pip installs within them, so a fresh machine gets the same ones.
+# `make lock` regenerates the file after a dependency changes in pyproject.toml.
+CONSTRAINTS := requirements/constraints.txt
 DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint typecheck pytest system-deps serve bench clean
+.PHONY: demo test lint typecheck pytest system-deps serve bench clean lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
 	touch $(STAMP)
+
+# Every extra, for Linux, macOS and Windows; versions already in the file are kept where they
+# still fit (add --upgrade to move everything to the newest).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --all-extras --universal --python-version 3.11 \
+		--quiet -o $(CONSTRAINTS)
 
 system-deps:
 	bash scripts/system-deps.sh
@@ -21,6 +30,7 @@ system-deps:
 lint: $(STAMP)
 	$(BIN)/ruff check src api tests bench
 	$(BIN)/ruff format --check src api tests bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
