@@ -41,11 +41,13 @@ from pydantic_core import PydanticCustomError, from_json
 
 from leadml.schema import (
     ColumnSpec,
+    DateReading,
     LeadSchema,
     Role,
     boolean_series,
     datetime_series,
     normalise_placeholders,
+    parse_moment,
 )
 
 DEFAULT_ID_FIELD = "lead_id"
@@ -96,44 +98,50 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
-def _as_moment(value: Any) -> Any:
-    """ISO 8601 text (or anything pandas reads as a date) -> naive UTC datetime."""
-    if value is None or isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str):
-        moment = _parse_moment_text(value.strip())
-    else:
-        raise PydanticCustomError(
-            "datetime_type", "Input should be a date and time as text, e.g. 2024-05-01T10:00:00Z"
-        )
-    if moment is not None and moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
-        except (OverflowError, ValueError):
+def _as_moment(reading: DateReading | None) -> Callable[[Any], Any]:
+    """ISO 8601 text (or anything pandas reads as a date) -> naive UTC datetime.
+
+    Day-month dates (01-02-2018) are read the way the model's schema says for the field, as in
+    training and in batch scoring.
+    """
+
+    def convert(value: Any) -> Any:
+        if value is None or isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str):
+            moment = _parse_moment_text(value.strip(), reading)
+        else:
             raise PydanticCustomError(
-                "datetime_range", "Input is not a representable time"
-            ) from None
-    if moment is not None and not _EARLIEST <= moment <= _LATEST:
-        raise PydanticCustomError("datetime_range", "Input should be a date between 1678 and 2261")
-    return moment
+                "datetime_type",
+                "Input should be a date and time as text, e.g. 2024-05-01T10:00:00Z",
+            )
+        if moment is not None and moment.tzinfo is not None:
+            try:
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+            except (OverflowError, ValueError):
+                raise PydanticCustomError(
+                    "datetime_range", "Input is not a representable time"
+                ) from None
+        if moment is not None and not _EARLIEST <= moment <= _LATEST:
+            raise PydanticCustomError(
+                "datetime_range", "Input should be a date between 1678 and 2261"
+            )
+        return moment
+
+    return convert
 
 
-def _parse_moment_text(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        pass
-    try:
-        stamp: object = pd.Timestamp(text)
-    except (TypeError, ValueError, OverflowError):
-        stamp = None
-    if not isinstance(stamp, pd.Timestamp) or pd.isna(stamp):
-        raise PydanticCustomError(
-            "datetime_parsing",
-            "Input should be a date and time, e.g. 2024-05-01T10:00:00Z; got {value}",
-            {"value": json.dumps(text[:40])},
-        )
-    return stamp.to_pydatetime()
+def _parse_moment_text(text: str, reading: DateReading | None) -> datetime:
+    stamp = parse_moment(text, reading)
+    if isinstance(stamp, pd.Timestamp):
+        return stamp.to_pydatetime()
+    if isinstance(stamp, datetime):
+        return stamp
+    raise PydanticCustomError(
+        "datetime_parsing",
+        "Input should be a date and time, e.g. 2024-05-01T10:00:00Z; got {value}",
+        {"value": json.dumps(text[:40])},
+    )
 
 
 # --------------------------------------------------------------------------- field types
@@ -182,7 +190,9 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
             extra["not"] = {"enum": _spellings(placeholders)}
     else:
         base = datetime if spec.required else datetime | None
-        annotation = Annotated[base, BeforeValidator(_as_moment), BeforeValidator(check)]
+        annotation = Annotated[
+            base, BeforeValidator(_as_moment(spec.date_reading)), BeforeValidator(check)
+        ]
         what = "Date and time, ISO 8601, years 1678-2261 (a time zone is converted to UTC)."
     examples = [example] if example is not None else None
     if spec.role is Role.CATEGORICAL and spec.categories:
@@ -328,7 +338,7 @@ def _typical_value(spec: ColumnSpec, column: pd.Series | None) -> Any:
             median = 0.0
         return round(median) if spec.integer else round(median, 2)
     if column is not None:
-        latest = datetime_series(column).max()
+        latest = datetime_series(column, spec.date_reading).max()
         if isinstance(latest, pd.Timestamp) and latest is not pd.NaT:
             return latest.floor("h").strftime("%Y-%m-%dT%H:%M:%SZ")
     return "2024-05-01T10:00:00Z"

@@ -40,7 +40,7 @@ from leadml.policy import (
     preview_policy,
 )
 from leadml.registry import resolve_version, use_tracking
-from leadml.schema import DEFAULT_PLACEHOLDERS
+from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
 from leadml.store import Store
@@ -130,6 +130,20 @@ def train(
         list[str] | None,
         typer.Option("--placeholder", help="Extra value meaning 'not answered' (repeatable)."),
     ] = None,
+    date_order: Annotated[
+        str,
+        typer.Option(
+            "--date-order",
+            help=(
+                "How dates such as 01-02-2018 are read, for the whole column: auto (day-first"
+                " when some value such as 26-02-2018 can only be day-first), day-first or"
+                " month-first. Kept with the model, so scoring reads them the same way."
+            ),
+        ),
+    ] = "auto",
+    day_first: Annotated[
+        bool, typer.Option("--day-first", help="Same as --date-order day-first.")
+    ] = False,
     model_name: ModelName = None,
     report_json: Annotated[
         Path | None, typer.Option("--report-json", help="Write the machine-readable report here.")
@@ -139,6 +153,14 @@ def train(
 ) -> None:
     """Learn from historical outcomes; log the run to MLflow and register it as challenger."""
 
+    if date_order not in DATE_ORDERS:
+        raise DataError(
+            f"--date-order {date_order!r} is unknown; use one of {', '.join(DATE_ORDERS)}"
+        )
+    if day_first and date_order == "month-first":
+        raise DataError("--day-first contradicts --date-order month-first; give one of them")
+    if day_first:
+        date_order = "day-first"
     settings = _settings(tracking_uri)
     name = model_name or settings.model_name
     config = TrainConfig(
@@ -149,6 +171,7 @@ def train(
         exclude=tuple(exclude or ()),
         keep=tuple(keep or ()),
         placeholders=(*DEFAULT_PLACEHOLDERS, *(placeholder or ())),
+        date_order=date_order,
         seed=seed,
     )
     with console.status("reading leads"):

@@ -11,7 +11,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from leadml.errors import DataError
-from leadml.schema import datetime_series
+from leadml.schema import DateReading, datetime_series
 
 #: Like Dynamics 365's lead scoring, refuse to learn from fewer examples of either outcome.
 MIN_PER_CLASS = 40
@@ -187,6 +187,7 @@ def check_training_frame(
     id_column: str | None = None,
     time_column: str | None = None,
     named_columns: Sequence[str] = (),
+    time_reading: DateReading | None = None,
 ) -> None:
     """Refuse, with a one-line reason, a frame that cannot be learned from."""
     columns = set(frame.columns)
@@ -207,7 +208,7 @@ def check_training_frame(
                 " remove duplicate leads before training"
             )
     if time_column is not None:
-        moments = datetime_series(frame[time_column])
+        moments = datetime_series(frame[time_column], time_reading)
         if moments.notna().mean() < 0.9:
             raise DataError(
                 f"--time-column {time_column!r} is not a date in"
@@ -249,15 +250,18 @@ def split_leads(
     holdout_share: float = 0.2,
     calibration_share: float = 0.2,
     seed: int = 0,
+    time_reading: DateReading | None = None,
 ) -> Split:
     """Hold out the most recent leads when a time column exists, else a stratified sample.
 
     The calibration part is carved from what remains the same way, so the calibrator sees
-    leads the model did not learn from and, with time, leads closer to the future.
+    leads the model did not learn from and, with time, leads closer to the future. Day-month
+    dates in the time column are read the one way `time_reading` says (see
+    `leadml.schema.decide_date_reading`), so the order of the leads is the same for every row.
     """
     positions = np.arange(len(frame))
     if time_column is not None:
-        moments = datetime_series(frame[time_column])
+        moments = datetime_series(frame[time_column], time_reading)
         order = positions[np.argsort(moments.to_numpy(dtype="datetime64[ns]"), kind="stable")]
         n_holdout = max(1, round(len(order) * holdout_share))
         rest, holdout = order[:-n_holdout], order[-n_holdout:]

@@ -281,8 +281,9 @@ def _quantile_levels(values: np.ndarray) -> _Levels:
     return _Levels(codes, labels)
 
 
-def _column_levels(raw: pd.Series, role: Role, placeholders: frozenset[str]) -> _Levels:
+def _column_levels(raw: pd.Series, spec: ColumnSpec, placeholders: frozenset[str]) -> _Levels:
     series = blank_placeholders(raw, placeholders)
+    role = spec.role
     if role is Role.CATEGORICAL:
         codes, uniques = pd.factorize(series.astype("string"), use_na_sentinel=True)
         return _Levels(
@@ -293,7 +294,7 @@ def _column_levels(raw: pd.Series, role: Role, placeholders: frozenset[str]) -> 
         codes = np.where(np.isnan(flags), 0, np.nan_to_num(flags) + 1).astype(np.int64)
         return _Levels(codes, (MISSING_LABEL, "no", "yes"))
     if role is Role.DATETIME:
-        stamps = datetime_series(series)
+        stamps = datetime_series(series, spec.date_reading)
         seconds = (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds()
         return _quantile_levels(seconds.to_numpy(dtype=float, na_value=np.nan))
     return _quantile_levels(numeric_series(series).to_numpy(dtype=float, na_value=np.nan))
@@ -629,9 +630,7 @@ def find_leakage(
 
     placeholders = normalise_placeholders(schema.placeholders)
     sample = frame.iloc[rows]
-    levels = {
-        spec.name: _column_levels(sample[spec.name], spec.role, placeholders) for spec in features
-    }
+    levels = {spec.name: _column_levels(sample[spec.name], spec, placeholders) for spec in features}
     splitter = StratifiedKFold(n_splits=min(N_FOLDS, minority), shuffle=True, random_state=seed)
     folds = list(splitter.split(np.zeros(len(outcome)), outcome))
     aucs = {

@@ -36,7 +36,15 @@ from leadml.models import (
     fit_head,
     make_head,
 )
-from leadml.schema import DEFAULT_PLACEHOLDERS, LeadSchema, infer_schema
+from leadml.schema import (
+    DATE_ORDERS,
+    DEFAULT_PLACEHOLDERS,
+    LeadSchema,
+    Role,
+    decide_date_reading,
+    decide_date_readings,
+    infer_schema,
+)
 
 #: Isotonic calibration needs many examples of both outcomes; below this, Platt's sigmoid.
 ISOTONIC_MIN_ROWS = 2000
@@ -60,6 +68,8 @@ class TrainConfig:
     exclude: tuple[str, ...] = ()
     keep: tuple[str, ...] = ()
     placeholders: tuple[str, ...] = DEFAULT_PLACEHOLDERS
+    #: How day-month dates (01-02-2018) are read: auto, day-first or month-first.
+    date_order: str = "auto"
     candidates: tuple[CandidateName, ...] = CANDIDATES
     cv_folds: int = 5
     holdout_share: float = 0.2
@@ -74,6 +84,7 @@ class TrainConfig:
             "time_column": self.time_column,
             "exclude": list(self.exclude),
             "keep": list(self.keep),
+            "date_order": self.date_order,
             "candidates": list(self.candidates),
             "cv_folds": self.cv_folds,
             "holdout_share": self.holdout_share,
@@ -132,6 +143,11 @@ class TrainResult:
             "cv": [vars(score) for score in self.selection],
             "split": {"by_time": self.split_by_time, **self.split_sizes},
             "columns_used": self.schema.feature_names,
+            "date_readings": {
+                spec.name: {"reading": spec.date_reading.value, "why": spec.date_reading_reason}
+                for spec in self.schema.columns
+                if spec.role is Role.DATETIME and spec.date_reading is not None
+            },
             "traits": [
                 {"field": t["field"], "share": round(t["share"], 4), "summary": t["summary"]}
                 for t in self.traits.to_dict("records")
@@ -271,12 +287,24 @@ def drop_open_leads(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int
 
 def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -> TrainResult:
     started = time.perf_counter()
+    if config.date_order not in DATE_ORDERS:
+        raise DataError(
+            f"date order {config.date_order!r} is unknown; use one of {', '.join(DATE_ORDERS)}"
+        )
+    # Decided on every row, before the split, so the time order and all parts agree.
+    readings = decide_date_readings(frame, config.date_order)
+    if config.time_column is not None and config.time_column in frame.columns:
+        readings[config.time_column] = decide_date_reading(
+            frame[config.time_column], config.date_order
+        )
+    time_reading = readings[config.time_column].reading if config.time_column in readings else None
     check_training_frame(
         frame,
         config.target,
         id_column=config.id_column,
         time_column=config.time_column,
         named_columns=(*config.exclude, *config.keep),
+        time_reading=time_reading,
     )
     frame, n_open = drop_open_leads(frame, config.target)
     if n_open:
@@ -290,6 +318,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         holdout_share=config.holdout_share,
         calibration_share=config.calibration_share,
         seed=config.seed,
+        time_reading=time_reading,
     )
     progress(
         f"split {len(frame):,} leads {'by time' if split.by_time else 'stratified'}:"
@@ -305,7 +334,12 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         time_column=config.time_column,
         exclude=config.exclude,
         placeholders=config.placeholders,
+        date_order=config.date_order,
+        date_readings=readings,
     )
+    for spec in schema.columns:
+        if spec.role is Role.DATETIME and spec.date_reading is not None:
+            progress(f"dates in {spec.name!r}: {spec.date_reading_reason}")
     progress(f"schema: {len(schema.features)} features, {len(schema.dropped)} columns dropped")
     fit_frame = frame.iloc[split.fit]
     leakage = find_leakage(fit_frame, y[split.fit], schema, seed=config.seed)

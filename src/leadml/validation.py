@@ -25,6 +25,7 @@ from leadml.schema import (
     is_missing,
     normalise_placeholders,
     parse_boolean,
+    parse_moment,
 )
 
 
@@ -76,11 +77,8 @@ def _record_errors(
             errors.append(
                 FieldError(spec.name, f"must be yes/no or true/false, got {value!r}", row)
             )
-        elif spec.role is Role.DATETIME:
-            try:
-                pd.Timestamp(value)
-            except (TypeError, ValueError):
-                errors.append(FieldError(spec.name, f"must be a date, got {value!r}", row))
+        elif spec.role is Role.DATETIME and parse_moment(value, spec.date_reading) is None:
+            errors.append(FieldError(spec.name, f"must be a date, got {value!r}", row))
         elif spec.role is Role.CATEGORICAL and not isinstance(value, str | int | float):
             errors.append(FieldError(spec.name, f"must be text, got {type(value).__name__}", row))
     return errors
@@ -114,7 +112,7 @@ def validate_frame(frame: pd.DataFrame, schema: LeadSchema) -> None:
         elif spec.role is Role.BOOLEAN:
             bad = present & boolean_series(raw).isna()
         elif spec.role is Role.DATETIME:
-            bad = present & datetime_series(raw).isna()
+            bad = present & datetime_series(raw, spec.date_reading).isna()
         else:
             continue
         if bad.any():
