@@ -26,7 +26,7 @@ from rich.table import Table
 from typer.exceptions import TyperException
 
 from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks, load_leads, target_vector
-from leadml.demo import write_demo_leads
+from leadml.demo import check_variants, write_demo_leads
 from leadml.errors import DataError, LeadmlError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
@@ -86,12 +86,25 @@ def demo_data(
         int, typer.Option("--rows", help="Number of leads (100 to 10,000,000).")
     ] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; same seed, same leads.")] = 0,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--variant",
+            help=(
+                "A variation of the export (repeatable): post-contact (a sales call's length"
+                " and a touches count, known only after contact), day-first (dates written"
+                " 26-02-2023). See leadml.demo.VARIANTS."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Write synthetic leads with a known ground truth (see leadml.demo)."""
 
+    variants = check_variants(variant or ())
     with console.status(f"writing {rows:,} demo leads"):
-        path = write_demo_leads(output, rows, seed=seed)
-    console.print(f"wrote {rows:,} demo leads to {path}")
+        path = write_demo_leads(output, rows, seed=seed, variants=variants)
+    shown = f" ({', '.join(variants)})" if variants else ""
+    console.print(f"wrote {rows:,} demo leads{shown} to {path}")
 
 
 @app.command()

@@ -47,25 +47,44 @@ Won" almost only on converted leads, "Ringing" and "Not interested" mostly on lo
 there at all gives the outcome away. Neither is used by the mechanism: they are consequences of
 the outcome, not causes.
 
+Variants
+--------
+`VARIANTS` is one table of named variations of the export, each exercising one trap of real
+exports; `generate_leads(..., variants=("post-contact",))` applies them in the order given. The
+mechanism above never changes: a variant adds columns the outcome does not depend on, or changes
+how values are written.
+
+* ``post-contact``: two columns only known once sales has worked the lead, as in telemarketing and
+  CRM exports. ``call_duration_sec`` is the length of the sales call, 0 for the leads sales never
+  reached; ``sales_touches`` counts calls and emails by sales, 0 likewise. Almost every converted
+  lead was reached (`CONTACTED_WHEN_CONVERTED`) against about half of the others, and calls with
+  leads that convert run longer and need more follow-ups. The leakage guard must find both.
+* ``day-first``: ``created_at`` is written day first, ``DD-MM-YYYY HH:MM:SS``, as European CRMs
+  export it, so that 01-02-2023 (1 February) sits next to 26-02-2023; the leads are the same.
+
 Reproducibility
 ---------------
 Leads form one endless seeded stream: row ``r`` (its id is ``r + 1``) is drawn in block
 ``r // BLOCK_ROWS`` from a random generator seeded with ``(seed, block)``. Any window of the
 stream is therefore the same however it is cut: ``generate_leads(n, seed, start_id=k)`` equals
 rows ``k .. k + n - 1`` of ``generate_leads(k + n, seed)``, and `write_demo_leads` gives the same
-file whatever its chunk size.
+file whatever its chunk size. A variant's own draws come from generators seeded with
+``(seed, block, its salt)``, so the same holds with variants.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from scipy.special import erfinv
 
 from leadml.errors import DataError
 
@@ -552,13 +571,17 @@ def _validate_generation(n_rows: int, seed: int, start_id: int) -> None:
         )
 
 
-def generate_leads(n_rows: int, seed: int = 0, start_id: int = 0) -> pd.DataFrame:
+def generate_leads(
+    n_rows: int, seed: int = 0, start_id: int = 0, variants: Sequence[str] = ()
+) -> pd.DataFrame:
     """`n_rows` synthetic leads with ids L{start_id + 1:07d} onwards (see module docstring).
 
-    The result depends only on (n_rows, seed, start_id); it is rows start_id .. start_id +
-    n_rows - 1 of the seeded stream, so consecutive calls continue each other exactly.
+    The result depends only on (n_rows, seed, start_id, variants); it is rows start_id ..
+    start_id + n_rows - 1 of the seeded stream, so consecutive calls continue each other exactly.
+    `variants` names entries of `VARIANTS`, applied in that order.
     """
     _validate_generation(n_rows, seed, start_id)
+    check_variants(variants)
     draws = _draws(int(n_rows), int(seed), int(start_id))
     frame = pd.DataFrame(
         {
@@ -585,6 +608,11 @@ def generate_leads(n_rows: int, seed: int = 0, start_id: int = 0) -> pd.DataFram
     frame["sales_status"] = _post_outcome(SALES_STATUSES, converted, draws["u_status"])
     frame["lead_quality"] = _post_outcome(LEAD_QUALITIES, converted, draws["u_quality"])
     frame[TARGET] = converted.astype(np.int64)
+    for name in variants:
+        variant = VARIANTS[name]
+        frame = variant.apply(
+            frame, _variant_uniforms(int(seed), int(start_id), int(n_rows), variant.salt)
+        )
     return frame
 
 
@@ -598,13 +626,142 @@ def _post_outcome(
     return _labels([tag for tag, _, _ in table], codes)
 
 
+# -- variants ----------------------------------------------------------------------------------
+ColumnType = Literal["string", "int", "float"]
+#: A variant's extra draws for rows start .. start + n - 1: (n, k) uniforms from (seed, salt).
+Uniforms = Callable[[int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class DemoVariant:
+    """One named variation of the demo export (see the module docstring)."""
+
+    name: str
+    description: str
+    #: Columns the variant adds (before the target), with their types in a Parquet file.
+    added_columns: tuple[tuple[str, ColumnType], ...]
+    #: Columns known only after the outcome or the sales contact: the leakage guard must find them.
+    leaky_columns: tuple[str, ...]
+    #: Seeds the variant's own random draws, apart from every other variant's.
+    salt: int
+    #: frame (with the outcome) and a source of uniforms -> the variant's frame.
+    apply: Callable[[pd.DataFrame, Uniforms], pd.DataFrame]
+
+
+#: Share of converted leads sales reached (a lead can hardly buy without a call).
+CONTACTED_WHEN_CONVERTED = 0.98
+#: Share of the other leads sales reached; hotter leads are called first.
+CONTACTED_OTHERWISE = 0.6
+#: Median call length in seconds, for leads that did not and did convert.
+CALL_MEDIAN_SEC = (150.0, 270.0)
+CALL_SPREAD = 0.8
+#: Mean follow-ups (geometric) after the first touch, for leads that did not and did convert.
+FOLLOW_UPS_MEAN = (1.0, 2.0)
+
+
+def _post_contact(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
+    u = uniforms(3)
+    converted = frame[TARGET].to_numpy(dtype=bool)
+    contacted = u[:, 0] < np.where(converted, CONTACTED_WHEN_CONVERTED, CONTACTED_OTHERWISE)
+    median = np.where(converted, CALL_MEDIAN_SEC[1], CALL_MEDIAN_SEC[0])
+    normal = np.sqrt(2.0) * erfinv(2.0 * u[:, 1] - 1.0)
+    duration = np.maximum(np.round(median * np.exp(CALL_SPREAD * normal)), 1).astype(np.int64)
+    # Geometric follow-ups with the given mean, by the inverse of its distribution function.
+    mean = np.where(converted, FOLLOW_UPS_MEAN[1], FOLLOW_UPS_MEAN[0])
+    follow_ups = np.floor(np.log1p(-u[:, 2]) / np.log(mean / (1.0 + mean))).astype(np.int64)
+    frame = frame.copy()
+    frame.insert(len(frame.columns) - 1, "call_duration_sec", np.where(contacted, duration, 0))
+    frame.insert(len(frame.columns) - 1, "sales_touches", np.where(contacted, 1 + follow_ups, 0))
+    return frame
+
+
+DAY_FIRST_FORMAT = "%d-%m-%Y %H:%M:%S"
+
+
+def _day_first(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
+    frame = frame.copy()
+    frame[TIME_COLUMN] = pd.to_datetime(frame[TIME_COLUMN]).dt.strftime(DAY_FIRST_FORMAT)
+    return frame
+
+
+VARIANTS: Mapping[str, DemoVariant] = {
+    variant.name: variant
+    for variant in (
+        DemoVariant(
+            name="post-contact",
+            description="adds a sales call's length (0: never reached) and a sales touches count",
+            added_columns=(("call_duration_sec", "int"), ("sales_touches", "int")),
+            leaky_columns=("call_duration_sec", "sales_touches"),
+            salt=1,
+            apply=_post_contact,
+        ),
+        DemoVariant(
+            name="day-first",
+            description="writes created_at day first (26-02-2023 10:00:00)",
+            added_columns=(),
+            leaky_columns=(),
+            salt=2,
+            apply=_day_first,
+        ),
+    )
+}
+
+
+def check_variants(names: Sequence[str]) -> tuple[str, ...]:
+    """The variant names, refused with a one-line reason when unknown or repeated."""
+    unknown = [name for name in names if name not in VARIANTS]
+    if unknown:
+        raise DataError(f"unknown demo variant {unknown[0]!r}; use one of {', '.join(VARIANTS)}")
+    if len(set(names)) != len(names):
+        raise DataError("a demo variant is named twice; name each variant once")
+    return tuple(names)
+
+
+def _variant_uniforms(seed: int, start_id: int, n_rows: int, salt: int) -> Uniforms:
+    def draw(k: int) -> np.ndarray:
+        first_block = start_id // BLOCK_ROWS
+        last_block = (start_id + n_rows - 1) // BLOCK_ROWS
+        blocks = [
+            np.random.default_rng(np.random.SeedSequence([seed, block, salt])).random(
+                (BLOCK_ROWS, k)
+            )
+            for block in range(first_block, last_block + 1)
+        ]
+        offset = start_id - first_block * BLOCK_ROWS
+        return np.concatenate(blocks)[offset : offset + n_rows]
+
+    return draw
+
+
+def columns_of(variants: Sequence[str] = ()) -> tuple[str, ...]:
+    """The columns of a demo export with these variants, in order."""
+    added = [name for v in variants for name, _ in VARIANTS[v].added_columns]
+    return (*COLUMNS[:-1], *added, COLUMNS[-1])
+
+
+def leaky_columns_of(variants: Sequence[str] = ()) -> tuple[str, ...]:
+    """Every column of the export known only after the outcome or the sales contact."""
+    return (*LEAKY_COLUMNS, *(c for v in variants for c in VARIANTS[v].leaky_columns))
+
+
 # -- writing -----------------------------------------------------------------------------------
 CSV_SUFFIXES = frozenset({".csv"})
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
-def _arrow_schema() -> pa.Schema:
+_ARROW_TYPES: Mapping[str, pa.DataType] = {
+    "string": pa.string(),
+    "int": pa.int64(),
+    "float": pa.float64(),
+}
+
+
+def _arrow_schema(variants: Sequence[str] = ()) -> pa.Schema:
+    added = {name: kind for v in variants for name, kind in VARIANTS[v].added_columns}
+
     def arrow_type(column: str) -> pa.DataType:
+        if column in added:
+            return _ARROW_TYPES[added[column]]
         if column in STRING_COLUMNS:
             return pa.string()
         if column in FLOAT_COLUMNS:
@@ -612,12 +769,16 @@ def _arrow_schema() -> pa.Schema:
         assert column in INT_COLUMNS, column
         return pa.int64()
 
-    return pa.schema([(column, arrow_type(column)) for column in COLUMNS])
+    return pa.schema([(column, arrow_type(column)) for column in columns_of(variants)])
 
 
-def _chunks(n_rows: int, seed: int, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _chunks(
+    n_rows: int, seed: int, chunk_rows: int, variants: Sequence[str]
+) -> Iterator[pd.DataFrame]:
     for start in range(0, n_rows, chunk_rows):
-        yield generate_leads(min(chunk_rows, n_rows - start), seed=seed, start_id=start)
+        yield generate_leads(
+            min(chunk_rows, n_rows - start), seed=seed, start_id=start, variants=variants
+        )
 
 
 def _validate_writing(path: Path, n_rows: int, chunk_rows: int) -> str:
@@ -638,7 +799,11 @@ def _validate_writing(path: Path, n_rows: int, chunk_rows: int) -> str:
 
 
 def write_demo_leads(
-    path: str | Path, n_rows: int, seed: int = 0, chunk_rows: int = 200_000
+    path: str | Path,
+    n_rows: int,
+    seed: int = 0,
+    chunk_rows: int = 200_000,
+    variants: Sequence[str] = (),
 ) -> Path:
     """Write `n_rows` demo leads to a CSV or Parquet file (by suffix), `chunk_rows` at a time.
 
@@ -648,13 +813,18 @@ def write_demo_leads(
     target = Path(path)
     file_format = _validate_writing(target, n_rows, chunk_rows)
     _validate_generation(n_rows, seed, 0)
+    variants = check_variants(variants)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:
         if file_format == "csv":
-            _write_csv(partial, _chunks(int(n_rows), int(seed), int(chunk_rows)))
+            _write_csv(partial, _chunks(int(n_rows), int(seed), int(chunk_rows), variants))
         else:
-            _write_parquet(partial, _chunks(int(n_rows), int(seed), int(chunk_rows)))
+            _write_parquet(
+                partial,
+                _chunks(int(n_rows), int(seed), int(chunk_rows), variants),
+                _arrow_schema(variants),
+            )
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
@@ -668,8 +838,7 @@ def _write_csv(path: Path, chunks: Iterator[pd.DataFrame]) -> None:
             chunk.to_csv(handle, index=False, header=index == 0, float_format="%.10g")
 
 
-def _write_parquet(path: Path, chunks: Iterator[pd.DataFrame]) -> None:
-    schema = _arrow_schema()
+def _write_parquet(path: Path, chunks: Iterator[pd.DataFrame], schema: pa.Schema) -> None:
     with pq.ParquetWriter(path, schema) as writer:
         for chunk in chunks:
             writer.write_table(pa.Table.from_pandas(chunk, schema=schema, preserve_index=False))

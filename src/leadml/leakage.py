@@ -57,7 +57,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -105,6 +105,16 @@ PURE_RATE_MARGIN = 0.05
 PURE_ODDS_RATIO = 20.0
 PURE_EXCLUDE_SHARE = 0.10
 
+EXTREME_MIN_SHARE = 0.05
+EXTREME_RATE_MARGIN = 0.05
+EXTREME_ODDS_RATIO = 10.0
+EXTREME_EXCLUDE_SHARE = 0.10
+
+DOMINANCE_MIN_SHARE = 0.30
+DOMINANCE_RATIO = 3.0
+#: Rounds of judging, each without the columns excluded so far (leaks hide each other).
+MAX_ROUNDS = 4
+
 #: Words in a column name that suggest sales wrote it after contact with the lead.
 OUTCOME_WORDS = frozenset(
     {
@@ -147,7 +157,71 @@ OUTCOME_WORDS = frozenset(
         "remarks",
     }
 )
-#: Word sequences with the same meaning (matched on whole words).
+#: Words in a column name that suggest it is measured during or after the sales contact.
+CONTACT_WORDS = frozenset(
+    {
+        "duration",
+        "call",
+        "calls",
+        "called",
+        "calling",
+        "caller",
+        "dial",
+        "dials",
+        "dialed",
+        "dialled",
+        "touch",
+        "touches",
+        "touched",
+        "touchpoint",
+        "touchpoints",
+        "attempt",
+        "attempts",
+        "meeting",
+        "meetings",
+        "contacted",
+        "contacts",
+        "talk",
+        "talked",
+        "conversation",
+        "conversations",
+        "callback",
+        "callbacks",
+        "voicemail",
+        "voicemails",
+        "appointment",
+        "appointments",
+        "proposal",
+        "proposals",
+        "quote",
+        "quotes",
+        "quoted",
+        "negotiation",
+        "followup",
+        "followups",
+        "sdr",
+        "bdr",
+    }
+)
+#: Word sequences with the same meaning.
+CONTACT_PHRASES = (
+    "days to close",
+    "time to close",
+    "days to convert",
+    "time to convert",
+    "days since contact",
+    "days since last contact",
+    "response time",
+    "first response",
+    "talk time",
+    "handle time",
+    "sales activity",
+    "sales activities",
+    "number of contacts",
+)
+#: A consent flag set by the lead (do not call) is known from the start: never a contact name.
+CONSENT_PHRASES = ("do not call", "do not contact", "dont call", "no call", "opt out", "dnc")
+#: Word sequences with the same meaning as `OUTCOME_WORDS` (matched on whole words).
 OUTCOME_PHRASES = (
     "last activity",
     "last notable activity",
@@ -241,10 +315,15 @@ class LeakageReport:
 # -- measuring ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class _Levels:
-    """A column cut into levels: code 0 is missing, `labels[i]` names code i."""
+    """A column cut into levels: code 0 is missing, `labels[i]` names code i.
+
+    `extremes` are the values a field takes when nobody filled it in or nothing happened yet
+    (missing, 0, the smallest number; each yes/no answer), as (label, mask of rows).
+    """
 
     codes: np.ndarray
     labels: tuple[str, ...]
+    extremes: tuple[tuple[str, np.ndarray], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -258,8 +337,13 @@ class _Signals:
     filled_when_not: float
     pure_share: float
     pure_values: tuple[tuple[str, float, float], ...]
+    extreme_share: float
+    extreme_values: tuple[tuple[str, float, float], ...]
     name_match: str
+    contact_match: str
     gain_share: float | None
+    #: The largest gain share of any other column.
+    other_gain_share: float | None
 
 
 @dataclass(frozen=True)
@@ -269,16 +353,25 @@ class _Context:
     n_columns: int
 
 
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _quantile_levels(values: np.ndarray) -> _Levels:
     present = np.isfinite(values)
     codes = np.zeros(len(values), dtype=np.int64)
     if not present.any():
-        return _Levels(codes, (MISSING_LABEL,))
+        return _Levels(codes, (MISSING_LABEL,), ((MISSING_LABEL, ~present),))
     inner = np.linspace(0, 1, NUMERIC_BINS + 1)[1:-1]
     edges = np.unique(np.quantile(values[present], inner))
     codes[present] = np.searchsorted(edges, values[present], side="right") + 1
     labels = (MISSING_LABEL, *(f"bin {i}" for i in range(1, len(edges) + 2)))
-    return _Levels(codes, labels)
+    smallest = float(values[present].min())
+    extremes = [(MISSING_LABEL, ~present)]
+    if smallest != 0 and (values == 0).any():
+        extremes.append(("0", values == 0))
+    extremes.append((_number_text(smallest), values == smallest))
+    return _Levels(codes, labels, tuple(extremes))
 
 
 def _column_levels(raw: pd.Series, spec: ColumnSpec, placeholders: frozenset[str]) -> _Levels:
@@ -286,17 +379,20 @@ def _column_levels(raw: pd.Series, spec: ColumnSpec, placeholders: frozenset[str
     role = spec.role
     if role is Role.CATEGORICAL:
         codes, uniques = pd.factorize(series.astype("string"), use_na_sentinel=True)
+        codes = np.asarray(codes, dtype=np.int64) + 1
         return _Levels(
-            np.asarray(codes, dtype=np.int64) + 1, (MISSING_LABEL, *(str(u) for u in uniques))
+            codes, (MISSING_LABEL, *(str(u) for u in uniques)), ((MISSING_LABEL, codes == 0),)
         )
     if role is Role.BOOLEAN:
         flags = boolean_series(series).to_numpy(dtype=float)
         codes = np.where(np.isnan(flags), 0, np.nan_to_num(flags) + 1).astype(np.int64)
-        return _Levels(codes, (MISSING_LABEL, "no", "yes"))
+        labels = (MISSING_LABEL, "no", "yes")
+        return _Levels(codes, labels, tuple((label, codes == i) for i, label in enumerate(labels)))
     if role is Role.DATETIME:
         stamps = datetime_series(series, spec.date_reading)
         seconds = (stamps - pd.Timestamp("1970-01-01")).dt.total_seconds()
-        return _quantile_levels(seconds.to_numpy(dtype=float, na_value=np.nan))
+        levels = _quantile_levels(seconds.to_numpy(dtype=float, na_value=np.nan))
+        return _Levels(levels.codes, levels.labels, levels.extremes[:1])
     return _quantile_levels(numeric_series(series).to_numpy(dtype=float, na_value=np.nan))
 
 
@@ -320,14 +416,30 @@ def _auc(y: np.ndarray, scores: np.ndarray) -> float:
     return float(roc_auc_score(y, scores))
 
 
+def _name_words(name: str) -> list[str]:
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()
+    return re.findall(r"[a-z]+", spaced)
+
+
+def _matches(words: list[str], vocabulary: frozenset[str], phrases: Sequence[str]) -> str:
+    joined = f" {' '.join(words)} "
+    found = [phrase for phrase in phrases if f" {phrase} " in joined]
+    found += [word for word in words if word in vocabulary and word not in found]
+    return ", ".join(dict.fromkeys(found))
+
+
 def _name_match(name: str) -> str:
     """The outcome-like words and phrases in a column name, comma separated, or ''."""
-    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", name).lower()
-    words = re.findall(r"[a-z]+", spaced)
+    return _matches(_name_words(name), OUTCOME_WORDS, OUTCOME_PHRASES)
+
+
+def _contact_match(name: str) -> str:
+    """The words and phrases of a column name that suggest the sales contact, or ''."""
+    words = _name_words(name)
     joined = f" {' '.join(words)} "
-    found = [phrase for phrase in OUTCOME_PHRASES if f" {phrase} " in joined]
-    found += [word for word in words if word in OUTCOME_WORDS and word not in found]
-    return ", ".join(dict.fromkeys(found))
+    if any(f" {phrase} " in joined for phrase in CONSENT_PHRASES):
+        return ""
+    return _matches(words, CONTACT_WORDS, CONTACT_PHRASES)
 
 
 def _pure_values(levels: _Levels, y: np.ndarray) -> tuple[tuple[str, float, float], ...]:
@@ -349,6 +461,25 @@ def _pure_values(levels: _Levels, y: np.ndarray) -> tuple[tuple[str, float, floa
         high = rate >= 1 - PURE_RATE_MARGIN and ratio >= PURE_ODDS_RATIO
         if low or high:
             found.append((levels.labels[code], float(count / n_rows), float(rate)))
+    return tuple(sorted(found, key=lambda item: -item[1]))
+
+
+def _extreme_values(levels: _Levels, y: np.ndarray) -> tuple[tuple[str, float, float], ...]:
+    """(value, share of leads, conversion rate) of extreme values that decide the outcome."""
+    base = float(y.mean())
+    base_odds = base / (1 - base)
+    found = []
+    for label, mask in levels.extremes:
+        count = int(mask.sum())
+        if count < EXTREME_MIN_SHARE * len(y) or count == len(y):
+            continue
+        positives = float(y[mask].sum())
+        rate = positives / count
+        ratio = ((positives + 0.5) / (count - positives + 0.5)) / base_odds
+        low = rate <= EXTREME_RATE_MARGIN and ratio <= 1 / EXTREME_ODDS_RATIO
+        high = rate >= 1 - EXTREME_RATE_MARGIN and ratio >= EXTREME_ODDS_RATIO
+        if low or high:
+            found.append((label, count / len(y), rate))
     return tuple(sorted(found, key=lambda item: -item[1]))
 
 
@@ -384,7 +515,7 @@ def _column_signals(
     levels: _Levels,
     y: np.ndarray,
     auc: float,
-    gain_share: float | None,
+    gains: Mapping[str, float],
 ) -> _Signals:
     missing = levels.codes == 0
     missing_share = float(missing.mean())
@@ -396,6 +527,8 @@ def _column_signals(
         filled_converted = float((~missing[y == 1]).mean())
         filled_not = float((~missing[y == 0]).mean())
     pure = _pure_values(levels, y) if spec.role is Role.CATEGORICAL else ()
+    extreme = _extreme_values(levels, y)
+    others = [share for name, share in gains.items() if name != spec.name]
     return _Signals(
         column=spec.name,
         role=spec.role,
@@ -406,8 +539,13 @@ def _column_signals(
         filled_when_not=filled_not,
         pure_share=float(sum(share for _, share, _ in pure)),
         pure_values=pure,
+        # The masks may overlap (missing and the smallest value are apart, 0 within it).
+        extreme_share=float(max((share for _, share, _ in extreme), default=0.0)),
+        extreme_values=extreme,
         name_match=_name_match(spec.name),
-        gain_share=gain_share,
+        contact_match=_contact_match(spec.name),
+        gain_share=gains.get(spec.name),
+        other_gain_share=max(others) if others and spec.name in gains else None,
     )
 
 
@@ -429,6 +567,15 @@ def _pure_text(signals: _Signals) -> str:
     )
 
 
+def _extreme_text(signals: _Signals) -> str:
+    examples = " and ".join(
+        f"{'empty' if value == MISSING_LABEL else repr(value)} ({_pct(share)} of leads, "
+        f"{_pct(rate)} converted)"
+        for value, share, rate in signals.extreme_values[:2]
+    )
+    return f"an extreme value almost decides the outcome: {examples}"
+
+
 def _missing_text(signals: _Signals) -> str:
     return (
         f"whether it is filled in alone predicts the outcome (filled in for "
@@ -437,22 +584,50 @@ def _missing_text(signals: _Signals) -> str:
     )
 
 
+def _is_dominant(signals: _Signals) -> bool:
+    share = signals.gain_share
+    if share is None:
+        return False
+    if share >= DOMINANCE_SHARE:
+        return True
+    other = signals.other_gain_share or 0.0
+    return share >= DOMINANCE_MIN_SHARE and share >= DOMINANCE_RATIO * other
+
+
+def _dominance_text(signals: _Signals) -> str:
+    text = (
+        f"it carries {_pct(signals.gain_share or 0.0)} of what a quick model of all columns learns"
+    )
+    if signals.other_gain_share is not None:
+        text += f" (the next column {_pct(signals.other_gain_share)})"
+    return text
+
+
+#: Exclusion rules that need strong single-column power besides their own sign.
+NEEDS_POWER = frozenset({"pure_values", "extreme_value", "outcome_name", "contact_name"})
+
+
 def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
     auc = signals.auc
     other_name, other_auc = context.next_best[signals.column]
     comparable = context.n_columns >= MIN_COLUMNS_TO_COMPARE
     strong = auc >= STRONG_AUC and auc - context.median_auc >= STRONG_MEDIAN_GAP
-    dominant = signals.gain_share is not None and signals.gain_share >= DOMINANCE_SHARE
+    dominant = comparable and _is_dominant(signals)
+    far_ahead = comparable and other_name != "" and auc - other_auc >= STANDOUT_GAP
     versus = (
         f"ROC AUC {auc:.2f} vs {other_auc:.2f} for the next best column, '{other_name}'"
         if other_name
         else f"ROC AUC {auc:.2f}"
     )
+    power = (
+        f"it alone predicts the outcome strongly (ROC AUC {auc:.2f} vs a median of "
+        f"{context.median_auc:.2f})"
+    )
 
     exclude: list[tuple[str, str]] = []
     if auc >= NEAR_PERFECT_AUC:
         exclude.append(("near_perfect", f"alone predicts the outcome almost perfectly ({versus})"))
-    elif comparable and auc >= STANDOUT_AUC and auc - other_auc >= STANDOUT_GAP:
+    elif far_ahead and auc >= STANDOUT_AUC:
         exclude.append(
             (
                 "stands_out",
@@ -460,37 +635,42 @@ def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
             )
         )
     if signals.pure_share >= PURE_EXCLUDE_SHARE and strong:
-        exclude.append(
-            (
-                "pure_values",
-                f"{_pure_text(signals)}, and it alone predicts the outcome strongly "
-                f"(ROC AUC {auc:.2f})",
-            )
-        )
+        exclude.append(("pure_values", _pure_text(signals)))
+    if signals.extreme_share >= EXTREME_EXCLUDE_SHARE and strong:
+        exclude.append(("extreme_value", _extreme_text(signals)))
     if signals.name_match and strong:
         exclude.append(
             (
                 "outcome_name",
-                f"its name sounds like a sales outcome ('{signals.name_match}') and it alone "
-                f"predicts the outcome strongly (ROC AUC {auc:.2f} vs a median of "
-                f"{context.median_auc:.2f})",
+                f"its name sounds like a sales outcome ('{signals.name_match}')",
+            )
+        )
+    if signals.contact_match and strong:
+        exclude.append(
+            (
+                "contact_name",
+                "its name sounds measured during or after the sales contact "
+                f"('{signals.contact_match}')",
             )
         )
     if signals.missing_auc >= MISSING_EXCLUDE_AUC or (
-        signals.missing_auc >= MISSING_WARN_AUC and signals.name_match
+        signals.missing_auc >= MISSING_WARN_AUC and (signals.name_match or signals.contact_match)
     ):
         exclude.append(("missingness", _missing_text(signals)))
-
-    if comparable and dominant and auc >= STANDOUT_AUC:
+    if dominant and auc >= STANDOUT_AUC:
         exclude.append(
-            (
-                "dominates",
-                f"it carries {_pct(signals.gain_share or 0.0)} of what a model of all columns "
-                f"learns and alone reaches ROC AUC {auc:.2f}",
-            )
+            ("dominates", f"{_dominance_text(signals)} and alone reaches ROC AUC {auc:.2f}")
         )
 
     warn: list[tuple[str, str]] = []
+    if signals.contact_match:
+        warn.append(
+            (
+                "contact_name",
+                "its name sounds measured during or after the sales contact "
+                f"('{signals.contact_match}')",
+            )
+        )
     if signals.name_match:
         warn.append(
             (
@@ -498,18 +678,18 @@ def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
                 f"its name sounds like something sales fills in ('{signals.name_match}')",
             )
         )
+    if signals.extreme_values:
+        warn.append(("extreme_value", _extreme_text(signals)))
+    if far_ahead and auc >= STRONG_AUC:
+        warn.append(
+            ("far_ahead", f"alone predicts the outcome far better than any other column ({versus})")
+        )
+    if dominant:
+        warn.append(("dominates", _dominance_text(signals)))
     if signals.missing_auc >= MISSING_WARN_AUC:
         warn.append(("missingness", _missing_text(signals)))
     if signals.pure_values:
         warn.append(("pure_values", _pure_text(signals)))
-    if dominant:
-        warn.append(
-            (
-                "dominates",
-                f"it carries {_pct(signals.gain_share or 0.0)} of what a model of all columns "
-                "learns",
-            )
-        )
     if auc >= STANDOUT_AUC:
         warn.append(("very_strong", f"alone predicts the outcome very strongly ({versus})"))
 
@@ -517,10 +697,15 @@ def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
         verdict: Verdict = "exclude"
         fired = exclude
         reason = "; ".join(text for _, text in exclude[:2])
+        if any(rule in NEEDS_POWER for rule, _ in exclude[:2]):
+            reason += f"; and {power}"
     elif warn:
         verdict = "warn"
         fired = warn
-        reason = "; ".join(text for _, text in warn[:2]) + "; check it is known before the outcome"
+        reason = (
+            "; ".join(text for _, text in warn[:2])
+            + "; check it is known before sales contacts the lead"
+        )
     else:
         return None
     return LeakageFinding(
@@ -552,17 +737,32 @@ def _evidence(signals: _Signals, context: _Context, rules: list[str]) -> dict[st
             f"{value}: {share:.1%} of leads, {rate:.1%} converted"
             for value, share, rate in signals.pure_values
         )
+    if signals.extreme_values:
+        evidence["extreme_value_share"] = round(signals.extreme_share, 4)
+        evidence["extreme_values"] = "; ".join(
+            f"{value}: {share:.1%} of leads, {rate:.1%} converted"
+            for value, share, rate in signals.extreme_values
+        )
     if signals.name_match:
         evidence["name_match"] = signals.name_match
+    if signals.contact_match:
+        evidence["contact_name_match"] = signals.contact_match
     if signals.gain_share is not None:
         evidence["gain_share"] = round(signals.gain_share, 4)
+    if signals.other_gain_share is not None:
+        evidence["next_gain_share"] = round(signals.other_gain_share, 4)
     return evidence
 
 
-def _next_best(aucs: Mapping[str, float]) -> dict[str, tuple[str, float]]:
-    """For each column, the best other column that is not itself near-perfect."""
+def _next_best(aucs: Mapping[str, float], left_out: set[str]) -> dict[str, tuple[str, float]]:
+    """For each column, the best other column that is neither near-perfect nor left out."""
     ranked = sorted(
-        ((auc, name) for name, auc in aucs.items() if auc < NEAR_PERFECT_AUC), reverse=True
+        (
+            (auc, name)
+            for name, auc in aucs.items()
+            if auc < NEAR_PERFECT_AUC and name not in left_out
+        ),
+        reverse=True,
     )
     result = {}
     for name in aucs:
@@ -638,25 +838,45 @@ def find_leakage(
         for name, level in levels.items()
     }
 
-    gains: dict[str, float] = {}
-    if len(features) >= MIN_COLUMNS_TO_COMPARE:
-        modelled = {name: level for name, level in levels.items() if aucs[name] < NEAR_PERFECT_AUC}
-        if modelled:
-            roles = {spec.name: spec.role for spec in features}
+    roles = {spec.name: spec.role for spec in features}
+    median_auc = float(np.median(list(aucs.values())))
+    # Leaks hide each other (a status column makes a call duration look ordinary), so the
+    # columns are judged again without the ones excluded so far, until no new one is excluded.
+    left_out = {name for name, auc in aucs.items() if auc >= NEAR_PERFECT_AUC}
+    first_exclusion: dict[str, LeakageFinding] = {}
+    findings: dict[str, LeakageFinding] = {}
+    for _ in range(MAX_ROUNDS):
+        gains: dict[str, float] = {}
+        modelled = {name: level for name, level in levels.items() if name not in left_out}
+        if len(features) >= MIN_COLUMNS_TO_COMPARE and len(modelled) >= 2:
             gains = _gain_shares(modelled, roles, outcome, seed)
-
-    context = _Context(
-        median_auc=float(np.median(list(aucs.values()))),
-        next_best=_next_best(aucs),
-        n_columns=len(features),
-    )
-    findings = []
-    for spec in features:
-        signals = _column_signals(
-            spec, levels[spec.name], outcome, aucs[spec.name], gains.get(spec.name)
+        context = _Context(
+            median_auc=median_auc,
+            next_best=_next_best(aucs, left_out),
+            n_columns=len(features),
         )
-        found = _judge(signals, context)
-        if found is not None:
-            findings.append(found)
-    findings.sort(key=lambda f: (f.verdict != "exclude", -aucs[f.column]))
-    return LeakageReport(findings=tuple(findings), single_column_auc=aucs, rows_examined=len(rows))
+        findings = {}
+        for spec in features:
+            signals = _column_signals(spec, levels[spec.name], outcome, aucs[spec.name], gains)
+            found = _judge(signals, context)
+            if found is not None and first_exclusion and found.verdict == "exclude":
+                earlier = ", ".join(sorted(first_exclusion))
+                found = replace(found, evidence={**found.evidence, "judged_without": earlier})
+            if found is not None:
+                findings[spec.name] = found
+        newly = {
+            name
+            for name, found in findings.items()
+            if found.verdict == "exclude" and name not in first_exclusion
+        }
+        if not newly:
+            break
+        for name in newly:
+            first_exclusion[name] = findings[name]
+        left_out |= newly
+    # An excluded column keeps the evidence of the round that excluded it.
+    findings.update(first_exclusion)
+    ordered = sorted(
+        findings.values(), key=lambda f: (f.verdict != "exclude", -aucs[f.column], f.column)
+    )
+    return LeakageReport(findings=tuple(ordered), single_column_auc=aucs, rows_examined=len(rows))
