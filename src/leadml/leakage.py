@@ -1,10 +1,13 @@
-"""The leakage guard: find columns that were probably filled in after the outcome.
+"""The leakage guard: find columns filled in after the outcome or during the sales contact.
 
 A CRM export mixes what was known about a lead when it arrived (source, pages visited, the form
-answers) with what sales wrote down afterwards (status tags, a quality rating, the last call).
-The second kind predicts the outcome because it *records* the outcome; a model trained on it looks
-brilliant and is useless on new leads. Nobody tells leadml which columns are which, so the guard
-looks for the fingerprints such columns leave, and shows the numbers behind every verdict.
+answers) with what sales wrote down afterwards (status tags, a quality rating) and what was
+measured while sales worked the lead (the length of the call, the number of touches, days to
+close, the last activity). Both later kinds predict the outcome because they *record* it or
+what led to it; a model trained on them looks brilliant and cannot exist at scoring time, when
+no call has happened yet. Nobody tells leadml which columns are which, so the guard looks for the
+fingerprints such columns leave, and shows the numbers behind every verdict. No rule depends on
+a particular export; every threshold is a named constant below.
 
 Signals measured for every feature column of the schema (on at most `MAX_ROWS` rows, sampled
 with the outcome's proportions kept):
@@ -12,10 +15,20 @@ with the outcome's proportions kept):
 * **Single-column power** -- the out-of-fold ROC AUC of the column alone. Each column is cut into
   levels (categories; yes/no; `NUMERIC_BINS` quantile bins for numbers and dates; missing is always
   a level of its own) and each level is scored by its conversion rate, learnt on the other folds
-  and shrunk towards the overall rate (`ENCODING_SMOOTHING` pseudo-leads).
+  and shrunk towards the overall rate (`ENCODING_SMOOTHING` pseudo-leads). *Strong power* means
+  an AUC >= `STRONG_AUC` and at least `STRONG_MEDIAN_GAP` above the median AUC of all columns.
+* **Next best** -- the best AUC among the *other* columns that are neither near-perfect nor
+  already excluded (see rounds below); a column is *far ahead* when its AUC exceeds the next
+  best by `STANDOUT_GAP` or more.
 * **Outcome-like name** -- words such as status, stage, tag, quality, outcome, won, lost, closed,
   disposition, reason, rating, score, sales, or phrases such as "last activity" (`OUTCOME_WORDS`,
-  `OUTCOME_PHRASES`).
+  `OUTCOME_PHRASES`; camelCase and snake_case are split into words).
+* **Contact-like name** -- words or units of something measured during or after the sales
+  contact: duration, call(s), touches, attempts, meeting(s), contacted, talk, callback,
+  appointment, proposal, quote, negotiation (`CONTACT_WORDS`) or phrases such as "days to close",
+  "time to convert", "talk time", "number of contacts" (`CONTACT_PHRASES`). A consent flag set by
+  the lead ("do not call", `CONSENT_PHRASES`) is never a contact name. Units that honest web
+  behaviour also has (seconds, minutes, visits) are deliberately not on the list.
 * **Telling missingness** -- the ROC AUC of "is this field filled in" alone, folded so that 0.5 is
   no signal and 1.0 is a perfect one, for columns missing in `MISSING_MIN_SHARE` to
   `1 - MISSING_MIN_SHARE` of the rows. A field filled in for most converted leads and few others is
@@ -25,32 +38,54 @@ with the outcome's proportions kept):
   differ from the overall odds by a factor of at least `PURE_ODDS_RATIO` (so that "0 %" still
   counts as a surprise when the overall rate is low). "Closed by Horizzon" or "Lost to EINS" only
   exist once the outcome is known.
-* **Dominance** -- the column's share of the total split gain in a small LightGBM model of all the
-  columns (those already near-perfect alone are left out so they do not hide the rest).
+* **Extreme values** -- the values a field has when nothing happened yet: empty (any column),
+  0 and the smallest number (numbers), each answer (yes/no columns). One that holds at least
+  `EXTREME_MIN_SHARE` of the leads and converts within `EXTREME_RATE_MARGIN` of 0 % or 100 %,
+  with odds at least `EXTREME_ODDS_RATIO` times apart from the overall odds, almost decides the
+  outcome: a call length of 0 means sales never reached the lead, and such leads hardly convert.
+* **Dominance** -- the column's share of the total split gain of a quick LightGBM model of all the
+  columns not yet excluded (100 rounds, 15 leaves). *Dominant* means a share >=
+  `DOMINANCE_SHARE`, or >= `DOMINANCE_MIN_SHARE` and at least `DOMINANCE_RATIO` times the share
+  of any other column.
 
-Comparisons with the other columns (``stands_out``, ``dominates``) need at least
+Comparisons with the other columns (far ahead, dominant) need at least
 `MIN_COLUMNS_TO_COMPARE` feature columns.
 
 A column is **excluded** when any of these holds:
 
 1. ``near_perfect``: single AUC >= `NEAR_PERFECT_AUC`.
-2. ``stands_out``: single AUC >= `STANDOUT_AUC` and at least `STANDOUT_GAP` above the best other
-   column that is not itself near-perfect.
-3. ``dominates``: gain share >= `DOMINANCE_SHARE` and single AUC >= `STANDOUT_AUC`.
-4. ``outcome_name``: an outcome-like name and *strong power*, i.e. single AUC >= `STRONG_AUC` and at
-   least `STRONG_MEDIAN_GAP` above the median single AUC of all columns.
-5. ``pure_values``: pure values covering >= `PURE_EXCLUDE_SHARE` of the leads and strong power.
-6. ``missingness``: missingness AUC >= `MISSING_EXCLUDE_AUC`, or >= `MISSING_WARN_AUC` together with
-   an outcome-like name.
+2. ``stands_out``: single AUC >= `STANDOUT_AUC` and far ahead of the next best.
+3. ``dominates``: dominant and single AUC >= `STANDOUT_AUC`.
+4. ``outcome_name``: an outcome-like name and strong power.
+5. ``contact_name``: a contact-like name and strong power.
+6. ``pure_values``: pure values covering >= `PURE_EXCLUDE_SHARE` of the leads and strong power.
+7. ``extreme_value``: an extreme value covering >= `EXTREME_EXCLUDE_SHARE` of the leads and
+   strong power.
+8. ``missingness``: missingness AUC >= `MISSING_EXCLUDE_AUC`, or >= `MISSING_WARN_AUC` together with
+   an outcome-like or contact-like name.
+9. ``two_signs``: none of the above, but single AUC >= `MODERATE_AUC` and at least two independent
+   signs among: an outcome- or contact-like name (one sign however many words), extreme values
+   covering >= `EXTREME_EXCLUDE_SHARE` of the leads, pure values covering >=
+   `PURE_EXCLUDE_SHARE`, a missingness AUC >= `MISSING_WARN_AUC`. ("sales_touches" with AUC 0.74:
+   its name, and 0 touches for 30 % of the leads of which 2 % converted.)
 
-A column gets a **warning** (it stays a feature) when it is not excluded but has an outcome-like
-name, a missingness AUC >= `MISSING_WARN_AUC`, any pure value, a gain share >= `DOMINANCE_SHARE`,
-or a single AUC >= `STANDOUT_AUC`.
+A column gets a **warning** (it stays a feature; the report and the schema carry the reason) when
+it is not excluded but has a contact-like or outcome-like name, any extreme or pure value, is far
+ahead of the next best with a single AUC >= `STRONG_AUC` (``far_ahead``), is dominant, has a
+missingness AUC >= `MISSING_WARN_AUC`, or a single AUC >= `STANDOUT_AUC` (``very_strong``).
+
+**Rounds.** Leaks hide each other: next to a status tag with AUC 0.93, a call duration with 0.80
+is neither far ahead nor dominant. So after judging all columns, those excluded are set aside
+(from the next-best comparison and from the quick model) and the rest are judged again, up to
+`MAX_ROUNDS` times, until a round excludes nothing new. An excluded column keeps the evidence of
+the round that excluded it; ``judged_without`` in its evidence names the columns set aside then.
 
 Honest strong predictors (time on site, a "requested a demo" flag, the lead source) are strong but
-not near-perfect, do not stand out by `STANDOUT_GAP` from the other honest ones, do not have
-outcome-like names and rarely have values that convert at exactly 0 % or 100 %; each exclusion
-rule needs either near-perfect power or two independent signs.
+not near-perfect, do not stand out by `STANDOUT_GAP` above 0.85, do not have outcome- or
+contact-like names and rarely have values that convert at about 0 % or 100 %; each exclusion
+rule needs either near-perfect power or two independent signs, so being the strongest column and
+dominating the model (one sign seen twice) is only a warning. `--keep COLUMN` overrides both
+verdicts.
 """
 
 from __future__ import annotations
@@ -92,6 +127,7 @@ NEAR_PERFECT_AUC = 0.95
 STANDOUT_AUC = 0.85
 STANDOUT_GAP = 0.12
 STRONG_AUC = 0.75
+MODERATE_AUC = 0.65
 STRONG_MEDIAN_GAP = 0.15
 DOMINANCE_SHARE = 0.50
 MIN_COLUMNS_TO_COMPARE = 3
@@ -607,6 +643,21 @@ def _dominance_text(signals: _Signals) -> str:
 NEEDS_POWER = frozenset({"pure_values", "extreme_value", "outcome_name", "contact_name"})
 
 
+def _independent_signs(signals: _Signals) -> list[str]:
+    """The signs of a late column that do not merely say "it predicts well"."""
+    signs = []
+    if signals.contact_match or signals.name_match:
+        words = ", ".join(m for m in (signals.contact_match, signals.name_match) if m)
+        signs.append(f"its name sounds like sales' work ('{words}')")
+    if signals.extreme_share >= EXTREME_EXCLUDE_SHARE:
+        signs.append(_extreme_text(signals))
+    if signals.pure_share >= PURE_EXCLUDE_SHARE:
+        signs.append(_pure_text(signals))
+    if signals.missing_auc >= MISSING_WARN_AUC:
+        signs.append(_missing_text(signals))
+    return signs
+
+
 def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
     auc = signals.auc
     other_name, other_auc = context.next_best[signals.column]
@@ -660,6 +711,14 @@ def _judge(signals: _Signals, context: _Context) -> LeakageFinding | None:
     if dominant and auc >= STANDOUT_AUC:
         exclude.append(
             ("dominates", f"{_dominance_text(signals)} and alone reaches ROC AUC {auc:.2f}")
+        )
+    signs = _independent_signs(signals)
+    if not exclude and len(signs) >= 2 and auc >= MODERATE_AUC:
+        exclude.append(
+            (
+                "two_signs",
+                f"{'; '.join(signs)}; and it alone predicts the outcome (ROC AUC {auc:.2f})",
+            )
         )
 
     warn: list[tuple[str, str]] = []
