@@ -7,7 +7,8 @@ from the schema saved with the model, so a new model version brings its own requ
 - boolean -> true/false, or the words "Yes"/"No" (also yes/no, y/n, 1/0);
 - categorical -> text; known categories are listed in the JSON schema, any other text is scored
   as "other" (numbers are accepted and read as text);
-- datetime -> ISO 8601 text; a time zone is converted to UTC;
+- datetime -> ISO 8601 text; a time zone is converted to UTC; a day-month date (01-02-2018) is
+  read the one way the schema says for the field (`ColumnSpec.date_reading`), as in training;
 - a placeholder answer ("Select", "N/A", "", ... see the schema) or null means missing: allowed
   for an optional field, refused for a required one;
 - the id field (`lead_id` unless the model names another) is optional and echoed back;
@@ -194,6 +195,8 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
             base, BeforeValidator(_as_moment(spec.date_reading)), BeforeValidator(check)
         ]
         what = "Date and time, ISO 8601, years 1678-2261 (a time zone is converted to UTC)."
+        if spec.date_reading is not None:
+            what += f" Dates such as 01-02-2018 are read {spec.date_reading.value}, as in training."
     examples = [example] if example is not None else None
     if spec.role is Role.CATEGORICAL and spec.categories:
         examples = list(spec.categories[:EXAMPLE_CATEGORIES])
