@@ -19,6 +19,7 @@ from leadml.leakage import (
     STANDOUT_GAP,
     STRONG_AUC,
     LeakageReport,
+    _contact_match,
     find_leakage,
 )
 from leadml.schema import LeadSchema, Role, infer_schema
@@ -223,3 +224,38 @@ def test_x_education_honest_columns_stay_and_its_sales_columns_go() -> None:
     applied = report.apply(schema)
     assert applied.column("Tags").role is Role.LEAKAGE
     assert applied.column("Total Time Spent on Website").role is Role.NUMERIC
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("call_duration_sec", "call, duration"),
+        ("CallAttempts", "call, attempts"),
+        ("days_to_close", "days to close"),
+        ("duration", "duration"),
+        ("proposal_sent", "proposal"),
+        ("session_duration", ""),
+        ("video duration watched", ""),
+        ("Requested a call back", ""),
+        ("Do Not Call", ""),
+        ("Total Time Spent on Website", ""),
+        ("campaign", ""),
+    ],
+)
+def test_contact_like_names(name: str, words: str) -> None:
+    assert _contact_match(name) == words
+
+
+def test_a_strong_honest_session_length_and_a_callback_request_stay_in() -> None:
+    rng = np.random.default_rng(12)
+    frame = demo.generate_leads(N_ROWS, seed=8).drop(columns=list(demo.LEAKY_COLUMNS))
+    won = frame[demo.TARGET].to_numpy(dtype=bool)
+    frame.insert(3, "session_duration", np.round(np.exp(rng.normal(np.where(won, 5.2, 4.5), 0.5))))
+    asked = rng.random(len(frame)) < np.where(won, 0.45, 0.1)
+    frame.insert(4, "requested_call_back", np.where(asked, "Yes", "No"))
+    report = _guard(frame)
+    assert report.single_column_auc["session_duration"] >= STRONG_AUC
+    assert report.excluded() == []
+    for column in ("session_duration", "requested_call_back"):
+        found = report.finding(column)
+        assert found is None or "contact_name" not in str(found.evidence["rules"]), found

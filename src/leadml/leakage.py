@@ -26,8 +26,10 @@ with the outcome's proportions kept):
 * **Contact-like name** -- words or units of something measured during or after the sales
   contact: duration, call(s), touches, attempts, meeting(s), contacted, talk, callback,
   appointment, proposal, quote, negotiation (`CONTACT_WORDS`) or phrases such as "days to close",
-  "time to convert", "talk time", "number of contacts" (`CONTACT_PHRASES`). A consent flag set by
-  the lead ("do not call", `CONSENT_PHRASES`) is never a contact name. Units that honest web
+  "time to convert", "talk time", "number of contacts" (`CONTACT_PHRASES`). Never a contact name:
+  a consent flag set by the lead ("do not call", `CONSENT_PHRASES`), or what the lead asked for
+  ("requested a call back", `REQUEST_WORDS`); "duration" next to a word of the lead's own
+  visits (session, page, video, `SELF_SERVE_WORDS`) does not count. Units that honest web
   behaviour also has (seconds, minutes, visits) are deliberately not on the list.
 * **Telling missingness** -- the ROC AUC of "is this field filled in" alone, folded so that 0.5 is
   no signal and 1.0 is a perfect one, for columns missing in `MISSING_MIN_SHARE` to
@@ -229,9 +231,6 @@ CONTACT_WORDS = frozenset(
         "appointments",
         "proposal",
         "proposals",
-        "quote",
-        "quotes",
-        "quoted",
         "negotiation",
         "followup",
         "followups",
@@ -257,6 +256,33 @@ CONTACT_PHRASES = (
 )
 #: A consent flag set by the lead (do not call) is known from the start: never a contact name.
 CONSENT_PHRASES = ("do not call", "do not contact", "dont call", "no call", "opt out", "dnc")
+#: What the lead asked for on a form ("requested a call back") is known from the start, like a
+#: demo request: a name with one of these words is never a contact name.
+REQUEST_WORDS = frozenset({"request", "requested", "requests", "asked"})
+#: A length measured on the lead's own visits (session duration, video duration) is honest: in a
+#: name with one of these words, "duration" does not point to the sales contact.
+SELF_SERVE_WORDS = frozenset(
+    {
+        "site",
+        "website",
+        "web",
+        "page",
+        "pages",
+        "session",
+        "sessions",
+        "visit",
+        "visits",
+        "online",
+        "app",
+        "video",
+        "videos",
+        "webinar",
+        "watch",
+        "watched",
+    }
+)
+#: Contact words that are units rather than acts, dropped next to a `SELF_SERVE_WORDS` word.
+CONTACT_UNITS = frozenset({"duration"})
 #: Word sequences with the same meaning as `OUTCOME_WORDS` (matched on whole words).
 OUTCOME_PHRASES = (
     "last activity",
@@ -473,9 +499,12 @@ def _contact_match(name: str) -> str:
     """The words and phrases of a column name that suggest the sales contact, or ''."""
     words = _name_words(name)
     joined = f" {' '.join(words)} "
-    if any(f" {phrase} " in joined for phrase in CONSENT_PHRASES):
+    if any(f" {phrase} " in joined for phrase in CONSENT_PHRASES) or REQUEST_WORDS & set(words):
         return ""
-    return _matches(words, CONTACT_WORDS, CONTACT_PHRASES)
+    vocabulary = CONTACT_WORDS
+    if SELF_SERVE_WORDS & set(words):
+        vocabulary = CONTACT_WORDS - CONTACT_UNITS
+    return _matches(words, vocabulary, CONTACT_PHRASES)
 
 
 def _pure_values(levels: _Levels, y: np.ndarray) -> tuple[tuple[str, float, float], ...]:
