@@ -119,11 +119,24 @@ def make_head(
     raise ValueError(f"unknown candidate {name!r}; choose one of {', '.join(CANDIDATES)}")
 
 
-def fit_head(head: Any, X: np.ndarray, y: np.ndarray, preparer: LeadPreparer) -> Any:
+def fit_head(
+    head: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    preparer: LeadPreparer,
+    sample_weight: np.ndarray | None = None,
+) -> Any:
     """Fit a head on prepared features, telling LightGBM which columns are categories."""
     if isinstance(head, LGBMClassifier):
-        return head.fit(X, y, categorical_feature=preparer.categorical_indices_ or "auto")
-    return head.fit(X, y)
+        return head.fit(
+            X,
+            y,
+            sample_weight=sample_weight,
+            categorical_feature=preparer.categorical_indices_ or "auto",
+        )
+    if sample_weight is None:
+        return head.fit(X, y)
+    return head.fit(X, y, classify__sample_weight=sample_weight)
 
 
 def center_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:

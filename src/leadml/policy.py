@@ -40,6 +40,7 @@ from leadml.errors import ModelError, PolicyError
 from leadml.registry import exact_source, open_bundle
 from leadml.store import PolicyRecord, PolicyRecordIn, Store
 from leadml.threshold import (
+    EXPLORATION_PARAM,
     POLICY_TYPES,
     CapacityPolicy,
     FixedPolicy,
@@ -48,7 +49,11 @@ from leadml.threshold import (
     Policy,
     Resolution,
     assign_grades,
+    check_exploration_share,
+    choose_exploration,
     default_grade_bands,
+    exploration_leads_per_week,
+    exploration_sentence,
     grade_table,
     policy_from_dict,
     resolve_policy,
@@ -367,11 +372,20 @@ class ActivePolicy:
     set_by: str | None = None
     reason: str = ""
     created_at: datetime | None = None
+    #: Share of the leads below the line handed to sales anyway, at random (0: none).
+    exploration_share: float = 0.0
 
     def decide(self, proba: npt.ArrayLike) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.str_]]:
         """For calibrated probabilities: whether each lead is an MQL, and its grade."""
         p = np.atleast_1d(np.asarray(proba, dtype=np.float64))
         return p >= self.cutoff, assign_grades(p, self.bands)
+
+    def explore(
+        self, is_mql: npt.ArrayLike, draws: npt.ArrayLike
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """Exploration flags and each lead's chance of going to sales (see
+        `threshold.choose_exploration`); `draws` are uniform in [0, 1), one per lead."""
+        return choose_exploration(is_mql, self.exploration_share, draws)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -388,7 +402,14 @@ class ActivePolicy:
             "set_by": self.set_by,
             "reason": self.reason,
             "created_at": self.created_at.isoformat() if self.created_at else None,
+            "exploration_share": self.exploration_share,
         }
+
+
+def split_exploration(params: Mapping[str, Any]) -> tuple[dict[str, Any], float]:
+    """A stored policy's parameters without its exploration share, and the share (0 if none)."""
+    rest = {k: v for k, v in params.items() if k != EXPLORATION_PARAM}
+    return rest, check_exploration_share(params.get(EXPLORATION_PARAM, 0.0))
 
 
 def active_from_record(record: PolicyRecord, serving_version: str | None) -> ActivePolicy:
@@ -406,6 +427,7 @@ def active_from_record(record: PolicyRecord, serving_version: str | None) -> Act
         set_by=record.set_by,
         reason=record.reason,
         created_at=record.created_at,
+        exploration_share=split_exploration(record.params)[1],
     )
 
 
@@ -526,22 +548,43 @@ class PolicyBook:
         deal_value: float | None = None,
         cost_per_contact: float | None = None,
         bands: GradeBands | None = None,
+        exploration_share: float = 0.0,
     ) -> PolicyRecord:
-        """Resolve `policy` on the scorer's holdout and store it as the next version."""
+        """Resolve `policy` on the scorer's holdout and store it as the next version.
+
+        `exploration_share` (e.g. 0.05) hands that share of the leads below the line to sales
+        anyway, at random; it is kept with the policy's parameters.
+        """
         if not set_by or not set_by.strip():
             raise PolicyError("say who sets the MQL policy (set_by); it is kept in the history")
+        share = check_exploration_share(exploration_share)
         context = BusinessFigures(leads_per_week, deal_value, cost_per_contact)
         preview = self.preview(scorer, policy, context=context, bands=bands)
+        params = policy.to_dict()
+        sentence = preview.sentence
+        expected = preview.expected()
+        if share > 0:
+            params[EXPLORATION_PARAM] = share
+            explore = exploration_sentence(
+                share, preview.resolution.mql_share, preview.context.leads_per_week
+            )
+            sentence = f"{sentence} {explore}"
+            expected["exploration"] = {
+                "share": share,
+                "leads_per_week": exploration_leads_per_week(
+                    share, preview.resolution.mql_share, preview.context.leads_per_week
+                ),
+            }
         record = self.store.add_policy(
             PolicyRecordIn(
                 model_name=scorer.info.name,
                 model_version=scorer.info.version or UNKNOWN_VERSION,
                 kind=policy.kind,
-                params=policy.to_dict(),
+                params=params,
                 cutoff=preview.cutoff,
                 grade_bands=preview.bands.to_dict(),
-                expected=preview.expected(),
-                sentence=preview.sentence,
+                expected=expected,
+                sentence=sentence,
                 set_by=set_by.strip(),
                 reason=reason.strip(),
             )
@@ -557,9 +600,10 @@ class PolicyBook:
                 f"{scorer.info.name} has no stored MQL policy to re-apply; set one first"
             )
         context = BusinessFigures.from_expected(record.expected)
+        params, share = split_exploration(record.params)
         return self.set(
             scorer,
-            policy_from_dict(record.params),
+            policy_from_dict(params),
             set_by=set_by,
             reason=reason
             or f"policy v{record.version} re-resolved on model v{scorer.info.version}",
@@ -567,6 +611,7 @@ class PolicyBook:
             deal_value=context.deal_value,
             cost_per_contact=context.cost_per_contact,
             bands=None,
+            exploration_share=share,
         )
 
     # -- what if ---------------------------------------------------------------------------

@@ -404,6 +404,67 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     return cls(**{name: data[name] for name in accepted if name in data})
 
 
+# --------------------------------------------------------------------------- exploration
+
+#: Largest share of the leads below the line that may be handed to sales as exploration.
+MAX_EXPLORATION_SHARE = 0.5
+#: Where a policy's exploration share is kept in its stored parameters (any kind may have one).
+EXPLORATION_PARAM = "exploration_share"
+
+
+def check_exploration_share(share: Any) -> float:
+    """An exploration share as a float in [0, MAX_EXPLORATION_SHARE], or `PolicyError`."""
+    value = _number("exploration_share", share)
+    if not 0 <= value <= MAX_EXPLORATION_SHARE:
+        raise PolicyError(
+            f"exploration_share must be between 0 and {MAX_EXPLORATION_SHARE} (a share of the"
+            f" leads below the line), got {value}; write 5 % as 0.05"
+        )
+    return value
+
+
+def choose_exploration(
+    is_mql: npt.ArrayLike, share: float, draws: npt.ArrayLike
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+    """Which leads below the line go to sales anyway, and each lead's chance of going to sales.
+
+    `draws` are uniform random numbers in [0, 1), one per lead: a lead below the line is an
+    exploration lead when its draw is below `share`. The chance of being handed over is 1 for an
+    MQL and `share` for every lead below the line (explored or not): that is what the ledger keeps
+    so that retraining and monitoring can weight the explored leads by its inverse.
+    """
+    mql = np.atleast_1d(np.asarray(is_mql, dtype=bool))
+    u = np.atleast_1d(np.asarray(draws, dtype=np.float64))
+    if len(u) != len(mql):
+        raise ValueError(f"{len(u)} draws for {len(mql)} leads; pass one draw per lead")
+    share = check_exploration_share(share)
+    explored = ~mql & (u < share)
+    return explored, np.where(mql, 1.0, share)
+
+
+def exploration_leads_per_week(
+    share: float, mql_share: float, leads_per_week: float | None
+) -> float | None:
+    """Leads a week handed to sales as exploration: share x the leads below the line."""
+    if leads_per_week is None:
+        return None
+    return check_exploration_share(share) * (1.0 - mql_share) * leads_per_week
+
+
+def exploration_sentence(share: float, mql_share: float, leads_per_week: float | None) -> str:
+    """What an exploration share costs sales, in words."""
+    if share <= 0:
+        return "No exploration: conversion below the line is not measured."
+    extra = exploration_leads_per_week(share, mql_share, leads_per_week)
+    below = f"{_pct(share, 1)} of the leads below the line ({_pct(share * (1 - mql_share), 1)}"
+    below += " of all leads)"
+    cost = f", about {_count(round(extra))} extra leads a week for sales" if extra else ""
+    return (
+        f"Exploration: {below} go to sales at random anyway, flagged{cost}, so conversion below"
+        " the line is measured rather than assumed."
+    )
+
+
 # --------------------------------------------------------------------------- bootstrap
 
 

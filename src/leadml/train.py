@@ -6,6 +6,7 @@ Everything here works on in-memory frames; `leadml.tracking` writes the result t
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -75,6 +76,9 @@ class TrainConfig:
     holdout_share: float = 0.2
     calibration_share: float = 0.2
     seed: int = 0
+    #: Column of per-lead sample weights (e.g. inverse selection probabilities from the ledger);
+    #: used to fit, cross-validate and calibrate, never as a feature.
+    weight_column: str | None = None
 
     def params(self) -> dict[str, Any]:
         return {
@@ -90,6 +94,7 @@ class TrainConfig:
             "holdout_share": self.holdout_share,
             "calibration_share": self.calibration_share,
             "seed": self.seed,
+            "weight_column": self.weight_column,
         }
 
 
@@ -197,10 +202,12 @@ def cross_validate_candidates(
     *,
     folds: int,
     seed: int,
+    sample_weight: np.ndarray | None = None,
 ) -> list[CandidateScore]:
-    """Out-of-fold ROC AUC, PR AUC and log loss for each candidate."""
+    """Out-of-fold ROC AUC, PR AUC and log loss for each candidate (weighted when given)."""
     rows = _subsample(len(y), y, CV_MAX_ROWS, seed)
     X, y = X[rows], y[rows]
+    w = None if sample_weight is None else sample_weight[rows]
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     positive_rate = float(y.mean())
     scores = []
@@ -214,15 +221,20 @@ def cross_validate_candidates(
                 X[train_rows],
                 y[train_rows],
                 preparer,
+                sample_weight=None if w is None else w[train_rows],
             )
             oof[test_rows] = head.predict_proba(X[test_rows])[:, 1]
-            fold_pr_auc.append(average_precision_score(y[test_rows], oof[test_rows]))
+            fold_pr_auc.append(
+                average_precision_score(
+                    y[test_rows], oof[test_rows], sample_weight=None if w is None else w[test_rows]
+                )
+            )
         scores.append(
             CandidateScore(
                 name=name,
-                roc_auc=float(roc_auc_score(y, oof)),
-                pr_auc=float(average_precision_score(y, oof)),
-                log_loss=float(log_loss(y, np.clip(oof, 1e-6, 1 - 1e-6))),
+                roc_auc=float(roc_auc_score(y, oof, sample_weight=w)),
+                pr_auc=float(average_precision_score(y, oof, sample_weight=w)),
+                log_loss=float(log_loss(y, np.clip(oof, 1e-6, 1 - 1e-6), sample_weight=w)),
                 pr_auc_std=float(np.std(fold_pr_auc)),
                 fit_seconds=time.perf_counter() - started,
             )
@@ -285,8 +297,23 @@ def drop_open_leads(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int
     return frame[has_outcome.to_numpy()].reset_index(drop=True), n_open
 
 
+def sample_weights(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    """The weights in `column` as floats, or None; refuses missing, zero or negative weights."""
+    if column is None:
+        return None
+    weights = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(weights) | (weights <= 0)
+    if bad.any():
+        raise DataError(
+            f"weight column {column!r} has {int(bad.sum())} empty, zero or negative values;"
+            " every lead needs a positive weight"
+        )
+    return weights
+
+
 def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -> TrainResult:
     started = time.perf_counter()
+    weight_columns = (config.weight_column,) if config.weight_column else ()
     if config.date_order not in DATE_ORDERS:
         raise DataError(
             f"date order {config.date_order!r} is unknown; use one of {', '.join(DATE_ORDERS)}"
@@ -303,10 +330,11 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         config.target,
         id_column=config.id_column,
         time_column=config.time_column,
-        named_columns=(*config.exclude, *config.keep),
+        named_columns=(*config.exclude, *config.keep, *weight_columns),
         time_reading=time_reading,
     )
     frame, n_open = drop_open_leads(frame, config.target)
+    weights = sample_weights(frame, config.weight_column)
     if n_open:
         progress(f"left out {n_open:,} leads with no outcome yet (empty {config.target!r})")
     y, positive = target_vector(frame[config.target], config.positive)
@@ -332,7 +360,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         positive,
         id_column=config.id_column,
         time_column=config.time_column,
-        exclude=config.exclude,
+        exclude=(*config.exclude, *weight_columns),
         placeholders=config.placeholders,
         date_order=config.date_order,
         date_readings=readings,
@@ -354,8 +382,18 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
 
     preparer = LeadPreparer(schema).fit()
     X_fit = preparer.transform(fit_frame)
+
+    def part_weights(rows: np.ndarray) -> np.ndarray | None:
+        return None if weights is None else weights[rows]
+
     scores = cross_validate_candidates(
-        X_fit, y[split.fit], preparer, config.candidates, folds=config.cv_folds, seed=config.seed
+        X_fit,
+        y[split.fit],
+        preparer,
+        config.candidates,
+        folds=config.cv_folds,
+        seed=config.seed,
+        sample_weight=part_weights(split.fit),
     )
     for score in scores:
         progress(
@@ -365,16 +403,24 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     chosen, reason = select_candidate(scores)
     progress(reason)
 
-    positive_rate = float(y[split.fit].mean())
+    positive_rate = float(np.average(y[split.fit], weights=part_weights(split.fit)))
     head = fit_head(
         make_head(chosen, preparer, positive_rate, config.seed, len(split.fit)),  # type: ignore[arg-type]
         X_fit,
         y[split.fit],
         preparer,
+        sample_weight=part_weights(split.fit),
     )
     method = calibration_method(y[split.calibrate])
     calibrated = CalibratedClassifierCV(FrozenEstimator(head), method=method)
-    calibrated.fit(preparer.transform(frame.iloc[split.calibrate]), y[split.calibrate])
+    with warnings.catch_warnings():
+        # The weights are meant for the calibrator only: the frozen head is not refit.
+        warnings.filterwarnings("ignore", message="Since FrozenEstimator", category=UserWarning)
+        calibrated.fit(
+            preparer.transform(frame.iloc[split.calibrate]),
+            y[split.calibrate],
+            sample_weight=part_weights(split.calibrate),
+        )
     for member in calibrated.calibrated_classifiers_:
         member.calibrators = [
             center_isotonic(c) if isinstance(c, IsotonicRegression) else c
