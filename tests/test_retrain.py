@@ -14,7 +14,9 @@ from leadml.retrain import (
     LEAD_ID,
     SCORED_AT,
     WEIGHT,
+    Champion,
     GateConfig,
+    RetrainConfig,
     add_export,
     below_line_conversion,
     for_training,
@@ -24,12 +26,13 @@ from leadml.retrain import (
     point_in_time_set,
     policy_shift,
     recalibrate,
+    retrain_from_ledger,
     run_gate,
     split_for_gate,
     trait_changes,
     weighted_metrics,
 )
-from leadml.threshold import GradeBands, choose_exploration
+from leadml.threshold import GradeBands, choose_exploration, default_grade_bands
 from leadml.train import TrainResult, train_model
 
 T0 = pd.Timestamp("2025-03-01", tz="UTC")
@@ -408,3 +411,101 @@ def test_recalibration_fixes_drift_without_changing_the_ranking(champion: TrainR
     result = run_gate(y_later, before, after, config=GateConfig(mode="recalibrate"))
     assert result.promoted, result.sentence
     assert method in ("sigmoid", "centered isotonic")
+
+
+# --------------------------------------------------------------------------- one retrain
+
+
+def champion_of(result: TrainResult, trained_at: pd.Timestamp) -> Champion:
+    cutoff = float(np.quantile(result.holdout_proba, 0.7))
+    return Champion(
+        pipeline=result.pipeline,
+        schema=result.schema,
+        kind=result.model_kind,
+        version="1",
+        trained_at=trained_at.isoformat(),
+        holdout_roc_auc=result.metrics["roc_auc"],
+        policy_kind="capacity",
+        policy_params={"kind": "capacity", "per_week": 30, "leads_per_week": 100},
+        cutoff=cutoff,
+        bands=default_grade_bands(result.holdout_proba, cutoff),
+    )
+
+
+def test_retrain_from_the_ledger_reports_gate_diff_and_line(champion: TrainResult) -> None:
+    leads = new_world(8000, seed=8, dead_channel="Organic Search")
+    model = champion_of(champion, LEDGER_START)
+    proba = champion.pipeline.predict_proba(leads)[:, 1]
+    quarter = score_quarter(leads, proba, model.cutoff, exploration_share=0.2, seed=8)
+    outcome = retrain_from_ledger(
+        quarter.ledger,
+        quarter.outcomes,
+        model,
+        model_name="lead-scoring",
+        as_of=quarter.as_of,
+        config=RetrainConfig(
+            gate=GateConfig(n_boot=200, margin=0.01), candidates=("logistic",), cv_folds=3
+        ),
+    )
+    report = outcome.report
+    assert outcome.result is not None
+    assert report.gate.promoted, report.gate.sentence
+    assert report.policy is not None and report.grades is not None
+    assert report.policy.challenger_mql_share == pytest.approx(0.3, abs=0.02)
+    assert report.grades.became_mql + report.grades.dropped_from_mql > 0
+    assert report.below_line is not None and report.below_line.observed
+    truth_below = leads.loc[proba < model.cutoff, demo.TARGET].mean()
+    assert report.below_line.low <= truth_below <= report.below_line.high
+    text = report.text()
+    for part in (
+        "Verdict: promoted",
+        "Training set",
+        "Gate:",
+        "What drives",
+        "Current leads",
+        "MQL line",
+        "Below the line",
+    ):
+        assert part in text
+    assert report.to_dict()["promoted"] is True
+
+
+def test_without_exploration_the_report_says_below_the_line_is_unobserved(
+    champion: TrainResult,
+) -> None:
+    leads = new_world(6000, seed=9)
+    model = champion_of(champion, LEDGER_START)
+    proba = champion.pipeline.predict_proba(leads)[:, 1]
+    quarter = score_quarter(leads, proba, model.cutoff, exploration_share=0.0, seed=9)
+    outcome = retrain_from_ledger(
+        quarter.ledger,
+        quarter.outcomes,
+        model,
+        model_name="lead-scoring",
+        as_of=quarter.as_of,
+        config=RetrainConfig(recalibrate_only=True, gate=GateConfig(n_boot=100)),
+    )
+    assert outcome.report.below_line is not None
+    assert not outcome.report.below_line.observed
+    assert "unobserved" in outcome.report.text()
+    assert outcome.report.counts.not_handed_over > 0
+
+
+def test_recalibration_only_is_refused_when_the_ranking_no_longer_holds(
+    champion: TrainResult,
+) -> None:
+    leads = new_world(6000, seed=10)
+    leads[demo.TARGET] = np.random.default_rng(0).permutation(leads[demo.TARGET].to_numpy())
+    model = champion_of(champion, LEDGER_START)
+    proba = champion.pipeline.predict_proba(leads)[:, 1]
+    quarter = score_quarter(leads, proba, model.cutoff, exploration_share=0.2, seed=10)
+    outcome = retrain_from_ledger(
+        quarter.ledger,
+        quarter.outcomes,
+        model,
+        model_name="lead-scoring",
+        as_of=quarter.as_of,
+        config=RetrainConfig(recalibrate_only=True, gate=GateConfig(n_boot=100)),
+    )
+    assert outcome.result is None and not outcome.report.gate.promoted
+    assert "ranking no longer holds" in outcome.report.gate.sentence

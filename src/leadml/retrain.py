@@ -60,7 +60,7 @@ from leadml.errors import DataError
 from leadml.evaluate import gains_table, holdout_metrics
 from leadml.explain import trait_importance
 from leadml.leakage import LeakageReport
-from leadml.models import center_isotonic
+from leadml.models import CANDIDATES, CandidateName, center_isotonic
 from leadml.schema import LeadSchema
 from leadml.threshold import (
     CapacityPolicy,
@@ -72,7 +72,13 @@ from leadml.threshold import (
     policy_from_dict,
     resolve_policy,
 )
-from leadml.train import TrainConfig, TrainResult, calibration_method, reference_quantiles
+from leadml.train import (
+    TrainConfig,
+    TrainResult,
+    calibration_method,
+    reference_quantiles,
+    train_model,
+)
 
 #: Default conversion window: a lead handed to sales and not won within it did not convert.
 DEFAULT_WINDOW_DAYS: Final = 90
@@ -1279,3 +1285,242 @@ class RetrainReport:
 def policy_bands(proba: npt.ArrayLike, cutoff: float) -> GradeBands:
     """Default A-D bands around `cutoff` on `proba` (as the policy book draws them)."""
     return default_grade_bands(np.asarray(proba, dtype=np.float64), cutoff)
+
+
+# --------------------------------------------------------------------------- one retrain
+
+
+@dataclass(frozen=True)
+class Champion:
+    """What retraining needs of the model in force and its MQL line."""
+
+    pipeline: Pipeline
+    schema: LeadSchema
+    kind: str
+    version: str | None
+    trained_at: str | None
+    holdout_roc_auc: float
+    policy_kind: str
+    policy_params: Mapping[str, Any]
+    cutoff: float
+    bands: GradeBands
+
+
+@dataclass(frozen=True)
+class RetrainConfig:
+    window_days: int = DEFAULT_WINDOW_DAYS
+    recalibrate_only: bool = False
+    gate_share: float = GATE_SHARE
+    all_leads_observed: bool = False
+    #: Leads scored this many days before `as_of` are the "current leads" of the diff.
+    current_days: int = 30
+    gate: GateConfig = field(default_factory=GateConfig)
+    seed: int = 0
+    candidates: tuple[CandidateName, ...] = CANDIDATES
+    cv_folds: int = 5
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """The new model (None when nothing could be trained) and the one-page report."""
+
+    result: TrainResult | None
+    report: RetrainReport
+
+
+def _labels(frame: pd.DataFrame, target: str) -> np.ndarray:
+    return frame[target].to_numpy(dtype=np.int64)
+
+
+def _current_leads(training: TrainingSet, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
+    ledger = training.ledger
+    if not len(ledger):
+        return ledger
+    recent = ledger[ledger[SCORED_AT] > as_of - pd.Timedelta(days=days)]
+    return lead_fields(recent.drop(columns=["probability", LABEL]), training.target)
+
+
+def retrain_from_ledger(
+    ledger: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    champion: Champion,
+    *,
+    model_name: str,
+    as_of: datetime,
+    export: pd.DataFrame | None = None,
+    config: RetrainConfig | None = None,
+    progress: Any = None,
+) -> RetrainOutcome:
+    """Build the point-in-time set, train (or recalibrate) a challenger, gate it, diff it."""
+    cfg = config or RetrainConfig()
+    schema = champion.schema
+    target = schema.target
+    moment = _as_utc(as_of)
+    training = point_in_time_set(
+        ledger,
+        outcomes,
+        target=target,
+        as_of=moment,
+        window_days=cfg.window_days,
+        all_leads_observed=cfg.all_leads_observed,
+    )
+    if export is not None and not cfg.recalibrate_only:
+        training = add_export(
+            training,
+            export,
+            positive_label=schema.positive_label,
+            id_column=schema.id_column,
+            time_column=schema.time_column,
+        )
+    split = split_for_gate(training, champion.trained_at, gate_share=cfg.gate_share)
+    gate_leads = lead_fields(split.gate, target)
+    gate_y = _labels(split.gate, target) if len(split.gate) else np.array([], np.int64)
+    gate_w = split.gate[WEIGHT].to_numpy(dtype=np.float64)
+    mode: Mode = "recalibrate" if cfg.recalibrate_only else "retrain"
+    gate_cfg = replace(cfg.gate, mode=mode)
+    below = below_line_conversion(
+        training.ledger[IS_MQL].to_numpy(bool) if len(training.ledger) else np.array([], bool),
+        training.ledger[EXPLORATION].to_numpy(bool) if len(training.ledger) else np.array([], bool),
+        training.ledger[SELECTION].to_numpy(float) if len(training.ledger) else np.array([]),
+        training.ledger[LABEL].to_numpy(float) if len(training.ledger) else np.array([]),
+        level=gate_cfg.level,
+    )
+    notes: list[str] = []
+    if not below.observed:
+        notes.append(
+            "without exploration leads the challenger learns only from leads above the line"
+            " (and the original export, if given); its ranking below the line is extrapolated"
+        )
+
+    def refused(reason: str) -> RetrainOutcome:
+        gate = _refused(reason, gate_cfg, len(gate_y), 0.0, float(gate_y.sum()))
+        report = RetrainReport(
+            model_name,
+            champion.version,
+            mode,
+            training.counts,
+            gate,
+            below_line=below,
+            gate_from=split.gate_from,
+            notes=tuple(notes),
+        )
+        return RetrainOutcome(None, report)
+
+    n_gate_pos = int(gate_y.sum())
+    if len(gate_y) < gate_cfg.min_leads or min(n_gate_pos, len(gate_y) - n_gate_pos) < (
+        gate_cfg.min_per_outcome
+    ):
+        return refused(
+            f"too few recent outcomes to judge: {len(gate_y)} labelled leads ({n_gate_pos}"
+            f" converted) scored after the champion was trained; the gate needs"
+            f" {gate_cfg.min_leads} leads and {gate_cfg.min_per_outcome} of each outcome, so wait"
+            " for more outcomes or lengthen the period"
+        )
+    champion_gate = champion.pipeline.predict_proba(gate_leads)[:, 1]
+    if cfg.recalibrate_only:
+        recent = split.train[split.train[ORIGIN] == "ledger"]
+        if champion.trained_at is not None:
+            recent = recent[recent[SCORED_AT] > _as_utc(pd.Timestamp(champion.trained_at))]
+        champion_auc = weighted_metrics(gate_y, champion_gate, gate_w)["roc_auc"]
+        if champion.holdout_roc_auc - champion_auc > RANKING_HOLDS_WITHIN:
+            return refused(
+                f"the ranking no longer holds: the champion's ROC AUC on recent outcomes is"
+                f" {champion_auc:.3f} against {champion.holdout_roc_auc:.3f} on its holdout (more"
+                f" than {RANKING_HOLDS_WITHIN} lower), so refitting the calibrator is not enough;"
+                " retrain fully (without --recalibrate-only)"
+            )
+        y_recent = _labels(recent, target)
+        if len(recent) < 50 or min(int(y_recent.sum()), len(y_recent) - int(y_recent.sum())) < 5:
+            return refused(
+                f"too few recent outcomes to refit the calibrator: {len(recent)} labelled leads"
+                " scored after the champion was trained besides the gate's; wait for more"
+            )
+        pipeline, method = recalibrate(
+            champion.pipeline,
+            lead_fields(recent, target),
+            y_recent,
+            weights=recent[WEIGHT].to_numpy(float),
+        )
+        result = recalibrated_result(
+            pipeline,
+            method,
+            schema=schema,
+            kind=champion.kind,
+            champion_version=champion.version,
+            holdout=gate_leads,
+            holdout_y=gate_y,
+            n_calibrated=len(recent),
+        )
+    else:
+        excluded = [
+            c.name
+            for c in schema.columns
+            if c.role.value == "excluded" and c.name in split.train.columns
+        ]
+        train_config = TrainConfig(
+            target=target,
+            positive="1",
+            id_column=schema.id_column,
+            time_column=schema.time_column
+            if schema.time_column and schema.time_column in split.train.columns
+            else None,
+            exclude=tuple(excluded),
+            weight_column=WEIGHT,
+            seed=cfg.seed,
+            candidates=cfg.candidates,
+            cv_folds=cfg.cv_folds,
+        )
+        result = train_model(
+            for_training(split.train, schema.id_column),
+            train_config,
+            progress or (lambda _: None),
+        )
+    challenger_gate = result.pipeline.predict_proba(gate_leads)[:, 1]
+    shift = policy_shift(
+        champion.policy_kind,
+        champion.policy_params,
+        champion.cutoff,
+        gate_y,
+        champion_gate,
+        challenger_gate,
+        gate_w,
+    )
+    gate = run_gate(
+        gate_y,
+        champion_gate,
+        challenger_gate,
+        weights=gate_w,
+        champion_cutoff=champion.cutoff,
+        challenger_cutoff=shift.challenger_cutoff,
+        config=gate_cfg,
+    )
+    current = _current_leads(training, moment, cfg.current_days)
+    if not len(current):
+        current = gate_leads
+    expanded = challenger_gate[expand_by_weight(gate_w)]
+    grades = grade_changes(
+        champion.pipeline.predict_proba(current)[:, 1],
+        result.pipeline.predict_proba(current)[:, 1],
+        champion_cutoff=champion.cutoff,
+        champion_bands=champion.bands,
+        challenger_cutoff=shift.challenger_cutoff,
+        challenger_bands=policy_bands(expanded, shift.challenger_cutoff),
+    )
+    traits = trait_changes(
+        trait_importance(champion.pipeline, gate_leads),
+        trait_importance(result.pipeline, gate_leads),
+    )
+    report = RetrainReport(
+        model_name,
+        champion.version,
+        mode,
+        training.counts,
+        gate,
+        traits=traits,
+        grades=grades,
+        policy=shift,
+        below_line=below,
+        gate_from=split.gate_from,
+        notes=tuple(notes),
+    )
+    return RetrainOutcome(result, report)
