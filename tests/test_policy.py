@@ -213,3 +213,23 @@ def test_threshold_artifacts(tmp_path: Path, trained: TrainedModel) -> None:
     assert written[1][0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     figure = plot_threshold_chart(y, p, cutoff=0.4)
     assert len(figure.axes[0].lines) == 5  # share, precision, recall, base rate, the MQL line
+
+
+def test_an_exploration_share_is_kept_with_the_policy(book: PolicyBook, scorer: Scorer) -> None:
+    capacity = CapacityPolicy(per_week=300, leads_per_week=1000)
+    record = book.set(scorer, capacity, set_by="marketing@x", exploration_share=0.05)
+    assert record.params["exploration_share"] == 0.05
+    assert record.expected["exploration"]["leads_per_week"] == pytest.approx(
+        0.05 * (1 - record.expected["mql_share"]) * 1000
+    )
+    assert "extra leads a week for sales" in record.sentence
+    active = book.active(scorer)
+    assert active.exploration_share == 0.05
+    is_mql = np.array([True, False, False, False])
+    explored, chance = active.explore(is_mql, np.array([0.0, 0.01, 0.5, 0.049]))
+    assert explored.tolist() == [False, True, False, True]
+    assert chance.tolist() == [1.0, 0.05, 0.05, 0.05]
+    again = book.reapply(scorer, set_by="marketing@x")
+    assert again.params["exploration_share"] == 0.05
+    with pytest.raises(PolicyError, match="exploration_share"):
+        book.set(scorer, capacity, set_by="me", exploration_share=0.9)

@@ -509,3 +509,11 @@ def test_recalibration_only_is_refused_when_the_ranking_no_longer_holds(
     )
     assert outcome.result is None and not outcome.report.gate.promoted
     assert "ranking no longer holds" in outcome.report.gate.sentence
+
+
+def test_nothing_is_labelled_before_its_outcome_arrived() -> None:
+    ledger = pd.DataFrame([ledger_row("A", 0, 10)])
+    outcomes = pd.DataFrame([outcome("A", True, 2, recorded=400)])
+    training = point_in_time_set(ledger, outcomes, target="converted", as_of=day(5))
+    assert training.frame.empty
+    assert training.counts.open == 1 and training.counts.outcomes_through is None

@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +29,7 @@ from typer.exceptions import TyperException
 
 from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks, load_leads, target_vector
 from leadml.demo import check_variants, write_demo_leads
-from leadml.errors import DataError, LeadmlError
+from leadml.errors import DataError, ExitCode, LeadmlError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
 from leadml.monitor import MIN_LEADS, MonitorReport, monitor_outcomes
@@ -39,13 +41,22 @@ from leadml.policy import (
     policy_from_options,
     preview_policy,
 )
-from leadml.registry import resolve_version, use_tracking
+from leadml.registry import load_bundle_from_mlflow, resolve_version, use_tracking
+from leadml.retrain import Champion, GateConfig, RetrainConfig, retrain_from_ledger
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
 from leadml.store import Store
-from leadml.tracking import CHAMPION, export_model, log_training
+from leadml.threshold import check_exploration_share, exploration_sentence
+from leadml.tracking import (
+    CHAMPION,
+    export_model,
+    log_retrain_report,
+    log_training,
+    move_champion,
+)
 from leadml.tracking import promote as promote_model
+from leadml.tracking import rollback as rollback_champion
 from leadml.train import TrainConfig, drop_open_leads, train_model
 
 app = typer.Typer(
@@ -492,6 +503,13 @@ def threshold(
     cutoff: Annotated[
         float | None, typer.Option("--cutoff", help="fixed: the probability cut-off.")
     ] = None,
+    exploration_share: Annotated[
+        float,
+        typer.Option(
+            "--exploration-share",
+            help="Share of the leads below the line handed to sales anyway, at random (e.g. 0.05).",
+        ),
+    ] = 0.0,
     model: Annotated[
         str | None,
         typer.Option("--model", help="models/<name> folder or MLflow URI (default: the champion)."),
@@ -522,6 +540,7 @@ def threshold(
         "cutoff": cutoff,
     }
     chosen = policy_from_options(policy, given, basis=basis)
+    check_exploration_share(exploration_share)
     settings = _settings(tracking_uri)
     if model_name:
         settings = settings.model_copy(update={"model_name": model_name})
@@ -537,6 +556,12 @@ def threshold(
     _print_intervals(preview.cutoff, preview.expected())
     _print_grades(preview.grades)
     console.print(preview.sentence)
+    if exploration_share > 0:
+        console.print(
+            exploration_sentence(
+                exploration_share, preview.resolution.mql_share, preview.context.leads_per_week
+            )
+        )
     if not apply:
         console.print("nothing stored; add --apply to make it the MQL policy")
         return
@@ -549,6 +574,7 @@ def threshold(
             leads_per_week=leads_per_week,
             deal_value=deal_value,
             cost_per_contact=cost_per_contact,
+            exploration_share=exploration_share,
         )
     console.print(
         f"stored as MQL policy version {record.version} of {record.model_name}"
@@ -724,6 +750,186 @@ def _print_monitor(report: MonitorReport) -> None:
     console.print(report.sentence)
 
 
+# --------------------------------------------------------------------------- retrain, rollback
+
+
+@app.command()
+def retrain(
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="The original export (CSV/Parquet/SQL URL) for leads from before the ledger.",
+        ),
+    ] = None,
+    window_days: Annotated[
+        int,
+        typer.Option(
+            "--window-days", min=1, help="A handed-over lead not won within this many days is lost."
+        ),
+    ] = 90,
+    recalibrate_only: Annotated[
+        bool,
+        typer.Option(
+            "--recalibrate-only", help="Refit only the champion's calibrator on recent outcomes."
+        ),
+    ] = False,
+    margin: Annotated[
+        float,
+        typer.Option("--margin", help="How much better the challenger must rank (ROC AUC)."),
+    ] = 0.005,
+    metric: Annotated[
+        str, typer.Option("--metric", help="Ranking metric the margin applies to: roc_auc, pr_auc.")
+    ] = "roc_auc",
+    gate_share: Annotated[
+        float,
+        typer.Option(
+            "--gate-share", help="Share of labelled ledger leads, the newest, to judge on."
+        ),
+    ] = 0.25,
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Use only what was known at this ISO time (default: now)."),
+    ] = None,
+    all_leads_observed: Annotated[
+        bool,
+        typer.Option(
+            "--all-leads-observed",
+            help="Every lead's outcome is recorded, worked by sales or not (e.g. self-serve).",
+        ),
+    ] = False,
+    model_name: ModelName = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url", help="The ledger's database (default $LEADML_DATABASE_URL)."
+        ),
+    ] = None,
+    report_json: Annotated[
+        Path | None, typer.Option("--report-json", help="Write the report as JSON here.")
+    ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", help="Export a promoted champion here (default models/)."),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed for splits and models.")] = 0,
+) -> None:
+    """Retrain from the ledger and its outcomes, gate the challenger against the champion on the
+    newest outcomes, print the one-page report; exit 0 promoted, 3 refused, 2 bad input."""
+    if metric not in ("roc_auc", "pr_auc"):
+        raise DataError(f"--metric {metric!r} is unknown; use roc_auc or pr_auc")
+    moment = datetime.now(UTC)
+    if as_of is not None:
+        try:
+            moment = datetime.fromisoformat(as_of)
+        except ValueError:
+            raise DataError(f"--as-of {as_of!r} is not an ISO date or time") from None
+    settings = _settings(tracking_uri)
+    use_tracking(settings.tracking_uri)
+    name = model_name or settings.model_name
+    with console.status("reading the champion"):
+        bundle = load_bundle_from_mlflow(f"models:/{name}@{CHAMPION}")
+    scorer = Scorer.from_bundle(bundle, source=f"models:/{name}/{bundle.info.version}")
+    holdout_y, holdout_proba, _ = bundle.holdout_parts()
+    holdout = Holdout(y=holdout_y.astype(np.int64), proba=holdout_proba.astype(np.float64))
+    with (
+        console.status("reading the ledger"),
+        _policy_book(database_url or settings.database_url, holdout) as book,
+    ):
+        active = book.active(scorer)
+        ledger = book.store.ledger_frame(model_name=name)
+        outcomes = book.store.outcomes_frame()
+    if ledger.empty:
+        raise DataError(
+            f"the ledger has no scores by {name}; score leads through the API or leadml score"
+            " first, and post their outcomes"
+        )
+    export = load_leads(data) if data else None
+    info = bundle.info
+    champion = Champion(
+        pipeline=bundle.pipeline,
+        schema=info.schema,
+        kind=info.kind,
+        version=info.version,
+        trained_at=info.trained_at,
+        holdout_roc_auc=float(info.metrics.get("roc_auc", float("nan"))),
+        policy_kind=active.kind,
+        policy_params=dict(active.params),
+        cutoff=active.cutoff,
+        bands=active.bands,
+    )
+    config = RetrainConfig(
+        window_days=window_days,
+        recalibrate_only=recalibrate_only,
+        gate_share=gate_share,
+        all_leads_observed=all_leads_observed,
+        gate=GateConfig(margin=margin, metric=metric, seed=seed),  # type: ignore[arg-type]
+        seed=seed,
+    )
+    with console.status("retraining") as status:
+        outcome = retrain_from_ledger(
+            ledger,
+            outcomes,
+            champion,
+            model_name=name,
+            as_of=moment,
+            export=export,
+            config=config,
+            progress=lambda message: status.update(message),
+        )
+    report = outcome.report
+    if outcome.result is not None:
+        with console.status("logging the challenger to MLflow"):
+            logged = log_training(
+                outcome.result,
+                model_name=name,
+                experiment=settings.experiment,
+                data_source="ledger" + (f" + {data}" if data else ""),
+            )
+        report = replace(report, challenger_version=logged.version)
+        log_retrain_report(logged.run_id, report.to_dict(), report.text())
+        if report.gate.promoted:
+            move_champion(
+                name,
+                logged.version,
+                action="recalibrate" if recalibrate_only else "retrain",
+                reason=report.gate.sentence,
+            )
+            export_model(f"models:/{name}@{CHAMPION}", models_dir or settings.models_dir)
+    print(report.text())
+    if report_json is not None:
+        report_json.write_text(json.dumps(report.to_dict(), indent=2, default=str))
+    raise typer.Exit(ExitCode.OK if report.gate.promoted else ExitCode.GATE_REFUSED)
+
+
+@app.command()
+def rollback(
+    model_name: ModelName = None,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="Version to go back to (default: the previous champion)."),
+    ] = None,
+    reason: Annotated[str, typer.Option("--reason", help="Why, for the audit trail.")] = "",
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", help="Export the champion here (default models/)."),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Move `champion` back to the previous champion version, recorded in the audit trail."""
+    settings = _settings(tracking_uri)
+    use_tracking(settings.tracking_uri)
+    name = model_name or settings.model_name
+    move = rollback_champion(name, to_version=to, reason=reason)
+    folder = export_model(f"models:/{name}@{CHAMPION}", models_dir or settings.models_dir)
+    console.print(
+        f"{name}: champion moved back from v{move.from_version} to v{move.to_version}"
+        f" (recorded in the audit trail, exported to {folder}); the API follows at its next"
+        " alias poll, or at once with POST /v1/admin/reload"
+    )
+
+
 def _quiet_libraries() -> None:
     """MLflow's progress bars and INFO lines would bury leadml's own output."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -740,7 +946,10 @@ def main(argv: list[str] | None = None) -> None:
     _quiet_libraries()
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="leadml", standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        code = command.main(args=argv, prog_name="leadml", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except LeadmlError as error:
         _fail(str(error))
     except (typer.Abort, KeyboardInterrupt):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 
 class LeadmlError(Exception):
     """Something the user can fix: the message says what is wrong and how to fix it."""
@@ -17,3 +19,13 @@ class ModelError(LeadmlError):
 
 class PolicyError(LeadmlError):
     """An MQL policy cannot be resolved or stored."""
+
+
+class ExitCode(IntEnum):
+    """What the `leadml` command's exit status tells a scheduler."""
+
+    OK = 0
+    FAILED = 1  # unexpected: a bug or an outage, with a traceback
+    BAD_INPUT = 2  # one line on stderr says what to fix
+    GATE_REFUSED = 3  # promote / retrain: the gate kept the champion
+    MONITOR_ACT = 4  # monitor: the verdict is "act"

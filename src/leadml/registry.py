@@ -11,9 +11,10 @@ opened with its sha256 checked (`bundle.read_bundle`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -159,3 +160,66 @@ def version_of(fingerprint: str) -> str | None:
     """The model version inside a fingerprint, if it names one."""
     parts = fingerprint.split("/")
     return parts[1] if len(parts) >= 2 and not is_mlflow_uri(fingerprint) else None
+
+
+# --------------------------------------------------------------------------- the audit trail (read side)
+
+#: Every move of the champion alias made by leadml is a tag of the registered model under this
+#: prefix (one tag a move, named by its time, never rewritten): the audit trail that `rollback`
+#: reads to find the previous champion.
+AUDIT_TAG_PREFIX = "leadml.audit."
+
+
+@dataclass(frozen=True)
+class AliasMove:
+    at: str
+    action: str
+    alias: str
+    from_version: str | None
+    to_version: str
+    by: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {
+            "at": self.at,
+            "action": self.action,
+            "alias": self.alias,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "by": self.by,
+            "reason": self.reason,
+        }
+
+
+def audit_trail(model_name: str) -> list[AliasMove]:
+    """The champion moves leadml recorded for `model_name`, oldest first."""
+    with mlflow_errors(f"read the audit trail of {model_name}"):
+        tags = _client().get_registered_model(model_name).tags
+    moves = []
+    for key, value in sorted(tags.items()):
+        if key.startswith(AUDIT_TAG_PREFIX):
+            try:
+                moves.append(AliasMove(**json.loads(value)))
+            except (TypeError, ValueError):
+                continue
+    return moves
+
+
+def previous_champion(model_name: str, alias: str = "champion") -> str:
+    """The version `alias` pointed at before the current one, from the audit trail."""
+    current = alias_version(model_name, alias)
+    if current is None:
+        raise ModelError(f"{model_name} has no champion to roll back; promote a model first")
+    for move in reversed(audit_trail(model_name)):
+        if (
+            move.alias == alias
+            and move.to_version == current
+            and move.from_version
+            and move.from_version != current
+        ):
+            return move.from_version
+    raise ModelError(
+        f"the audit trail of {model_name} records no champion before v{current}; name the"
+        " version to go back to with --to VERSION"
+    )

@@ -152,7 +152,10 @@ def outcomes_from_events(
     won: Sequence[str] = WON_EVENTS,
     lost: Sequence[str] = LOST_EVENTS,
 ) -> pd.DataFrame:
-    """Outcome events (sql_accepted, sql_rejected, won, lost, ...) as `OUTCOME_COLUMNS` rows."""
+    """Outcome events (sql_accepted, sql_rejected, won, lost, ...) as `OUTCOME_COLUMNS` rows;
+    the time an event happened is `occurred_at` (the store's name) or `outcome_at`."""
+    if "occurred_at" in events.columns and "outcome_at" not in events.columns:
+        events = events.rename(columns={"occurred_at": "outcome_at"})
     missing = [c for c in ("lead_id", event_column, "outcome_at", "recorded_at") if c not in events]
     if missing:
         raise DataError(f"outcome events need the columns {', '.join(missing)}")
@@ -286,7 +289,8 @@ def _first_scores(ledger: pd.DataFrame) -> tuple[pd.DataFrame, int, int]:
     rows = rows[~no_id.fillna(True)].copy()
     rows["lead_id"] = rows["lead_id"].astype(str)
     rows["scored_at"] = _utc(rows["scored_at"]).to_numpy()
-    order = ["scored_at", "id"] if "id" in rows.columns else ["scored_at"]
+    tie = next((c for c in ("ledger_id", "id") if c in rows.columns), None)
+    order = ["scored_at", tie] if tie else ["scored_at"]
     rows = rows.sort_values(order, kind="stable")
     first = rows.drop_duplicates("lead_id", keep="first").reset_index(drop=True)
     return first, int(no_id.sum()), len(rows) - len(first)
@@ -348,7 +352,7 @@ def point_in_time_set(
 
     scored = first.set_index("lead_id")["scored_at"]
     events = events[events["lead_id"].isin(scored.index)].copy()
-    events["scored_at"] = scored.reindex(events["lead_id"]).to_numpy()
+    events["scored_at"] = pd.to_datetime(events["lead_id"].map(scored), utc=True)
     before = events["outcome_at"] < events["scored_at"]
     closed_before = set(events.loc[before & events["converted"].notna(), "lead_id"])
     events = events[~before]

@@ -696,6 +696,43 @@ class Store:
             rows = list(conn.execute(statement).mappings())
         return joined_frame(rows)
 
+    # -- retraining ---------------------------------------------------------------------------
+
+    def ledger_frame(self, *, model_name: str | None = None) -> pd.DataFrame:
+        """Every score (by `model_name` when given), oldest first, with every ledger column;
+        the row id is `ledger_id`."""
+        statement = sa.select(
+            scored_leads.c.id.label("ledger_id"),
+            *(c for c in scored_leads.columns if c.name != "id"),
+        ).order_by(scored_leads.c.scored_at, scored_leads.c.id)
+        if model_name is not None:
+            statement = statement.where(scored_leads.c.model_name == model_name)
+        with self._transaction("reading the score ledger") as conn:
+            rows = [dict(row) for row in conn.execute(statement).mappings()]
+        columns = ["ledger_id", *(c.name for c in scored_leads.columns if c.name != "id")]
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True)
+        return frame
+
+    def outcomes_frame(self) -> pd.DataFrame:
+        """Recorded outcomes as `lead_id, converted, outcome_at, recorded_at` (retraining).
+
+        `recorded_at` is when the lead's first outcome arrived: a later correction replaces the
+        outcome but not the time it was first known.
+        """
+        statement = sa.select(
+            outcomes.c.lead_id,
+            outcomes.c.converted,
+            outcomes.c.outcome_at,
+            outcomes.c.first_recorded_at.label("recorded_at"),
+        )
+        with self._transaction("reading outcomes") as conn:
+            rows = [dict(row) for row in conn.execute(statement).mappings()]
+        frame = pd.DataFrame(rows, columns=["lead_id", "converted", "outcome_at", "recorded_at"])
+        for column in ("outcome_at", "recorded_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        return frame
+
     # -- connections --------------------------------------------------------------------------
 
     def _connect(self) -> Connection:

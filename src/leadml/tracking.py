@@ -5,10 +5,13 @@ Reading (model URIs, aliases, downloading a bundle) is `registry.py`'s job; this
 
 from __future__ import annotations
 
+import getpass
 import json
 import tempfile
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -27,7 +30,14 @@ from leadml.plots import (
     plot_threshold_chart,
 )
 from leadml.policy import DEFAULT_TOP_SHARE, Holdout, default_preview
-from leadml.registry import alias_version, load_bundle_from_mlflow, mlflow_errors
+from leadml.registry import (
+    AUDIT_TAG_PREFIX,
+    AliasMove,
+    alias_version,
+    load_bundle_from_mlflow,
+    mlflow_errors,
+    previous_champion,
+)
 from leadml.report import model_card
 from leadml.threshold import threshold_table
 from leadml.train import TrainResult
@@ -193,15 +203,13 @@ def promote(
     if challenger is None:
         raise ModelError(f"{model_name} has no {CHALLENGER}; run leadml train first")
     champion = alias_version(model_name, CHAMPION)
-    client = MlflowClient()
     if champion == challenger:
         return Promotion(
             False, model_name, challenger, champion, "the challenger is already champion"
         )
     if champion is None or force:
         reason = "no champion yet" if champion is None else "forced"
-        with mlflow_errors("move the champion alias"):
-            client.set_registered_model_alias(model_name, CHAMPION, challenger)
+        move_champion(model_name, challenger, action="promote", reason=reason)
         return Promotion(True, model_name, challenger, champion, reason)
     champion_bundle = load_bundle_from_mlflow(f"models:/{model_name}/{champion}")
     challenger_bundle = load_bundle_from_mlflow(f"models:/{model_name}/{challenger}")
@@ -215,8 +223,7 @@ def promote(
         f" v{challenger} vs {old[metric]:.4f} for v{champion}"
     )
     if gain >= -tolerance:
-        with mlflow_errors("move the champion alias"):
-            client.set_registered_model_alias(model_name, CHAMPION, challenger)
+        move_champion(model_name, challenger, action="promote", reason=summary)
         return Promotion(True, model_name, challenger, champion, f"promoted: {summary}")
     return Promotion(
         False,
@@ -225,6 +232,79 @@ def promote(
         champion,
         f"kept v{champion}: {summary} (use --force to override)",
     )
+
+
+# --------------------------------------------------------------------------- the audit trail
+
+
+def _who() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def move_champion(
+    model_name: str, version: str, *, action: str, reason: str, by: str | None = None
+) -> AliasMove:
+    """Point `champion` at `version` and append the move to the model's audit trail."""
+    now = datetime.now(UTC)
+    move = AliasMove(
+        at=now.isoformat(timespec="microseconds"),
+        action=action,
+        alias=CHAMPION,
+        from_version=alias_version(model_name, CHAMPION),
+        to_version=str(version),
+        by=by or _who(),
+        reason=reason,
+    )
+    client = MlflowClient()
+    with mlflow_errors("move the champion alias"):
+        client.set_registered_model_alias(model_name, CHAMPION, str(version))
+        client.set_registered_model_tag(
+            model_name,
+            AUDIT_TAG_PREFIX + now.strftime("%Y%m%dT%H%M%S.%fZ"),
+            json.dumps(move.to_dict()),
+        )
+    return move
+
+
+def rollback(
+    model_name: str, *, to_version: str | None = None, reason: str = "", by: str | None = None
+) -> AliasMove:
+    """Move `champion` back to the previous champion (or `to_version`), recorded in the trail."""
+    current = alias_version(model_name, CHAMPION)
+    target = str(to_version) if to_version else previous_champion(model_name, CHAMPION)
+    with mlflow_errors(f"find version {target} of {model_name}"):
+        MlflowClient().get_model_version(model_name, target)
+    if target == current:
+        raise ModelError(f"v{target} of {model_name} is already champion; nothing to roll back")
+    return move_champion(
+        model_name,
+        target,
+        action="rollback",
+        reason=reason or f"rolled back from v{current}",
+        by=by,
+    )
+
+
+def log_retrain_report(run_id: str, report: dict[str, Any], text: str) -> None:
+    """Attach a retrain's report (JSON and the one-page text) and gate figures to its run."""
+    gate = report.get("gate", {})
+    metrics = {
+        f"gate_{name}_{part}": float(values[part])
+        for name, values in gate.get("metrics", {}).items()
+        for part in ("champion", "challenger", "difference", "low", "high")
+        if values.get(part) is not None and np.isfinite(values[part])
+    }
+    with mlflow_errors("log the retrain report to MLflow"):
+        client = MlflowClient()
+        client.log_dict(run_id, report, "retrain/report.json")
+        client.log_text(run_id, text, "retrain/report.txt")
+        for key, value in metrics.items():
+            client.log_metric(run_id, key, value)
+        client.set_tag(run_id, "leadml.retrain.promoted", str(bool(report.get("promoted"))))
+        client.set_tag(run_id, "leadml.retrain.mode", str(report.get("mode")))
 
 
 def export_model(model_uri: str, models_dir: Path) -> Path:
