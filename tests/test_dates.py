@@ -15,6 +15,7 @@ from leadml import demo
 from leadml.data import check_training_frame, split_leads
 from leadml.errors import DataError
 from leadml.features import LeadPreparer
+from leadml.report import model_card
 from leadml.schema import (
     DateReading,
     LeadSchema,
@@ -186,6 +187,8 @@ def test_training_reads_day_first_dates_and_says_so(
     assert list(day_first_result.holdout[demo.ID_COLUMN]) == list(
         demo_result.holdout[demo.ID_COLUMN]
     )
+    card = model_card(day_first_result, "leads")
+    assert f"Dates in `{demo.TIME_COLUMN}` read day-first (day-first: " in card
     spec = day_first_result.schema.column(demo.TIME_COLUMN)
     assert (
         LeadSchema.from_json(day_first_result.schema.to_json())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from leadml.models import DESCRIPTIONS
+from leadml.schema import Role
 from leadml.train import TrainResult
 
 _METRIC_LABELS = {
@@ -40,6 +41,11 @@ def model_card(result: TrainResult, model_name: str) -> str:
         f" {result.split_sizes['fit']:,} fit, {result.split_sizes['calibrate']:,} calibrate,"
         f" {result.split_sizes['holdout']:,} holdout",
         f"- {len(schema.features)} features: {', '.join(schema.feature_names)}",
+        *(
+            f"- Dates in `{c.name}` read {c.date_reading.value} ({c.date_reading_reason})"
+            for c in schema.columns
+            if c.role is Role.DATETIME and c.date_reading is not None
+        ),
         "",
         "## What converts",
         "",
