@@ -18,7 +18,7 @@ MIN_PER_CLASS = 40
 
 _POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "won", "converted", "closed won", "success")
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
 def is_database_url(source: str) -> bool:

@@ -86,6 +86,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from scipy.special import erfinv
 
+from leadml.data import PARQUET_SUFFIXES
 from leadml.errors import DataError
 
 TARGET = "converted"
@@ -746,7 +747,6 @@ def leaky_columns_of(variants: Sequence[str] = ()) -> tuple[str, ...]:
 
 # -- writing -----------------------------------------------------------------------------------
 CSV_SUFFIXES = frozenset({".csv"})
-PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
 _ARROW_TYPES: Mapping[str, pa.DataType] = {

@@ -418,9 +418,6 @@ class Explainer:
         raising = [i for i in order if effects[i] > MIN_EFFECT][:top]
         lowering = [i for i in order[::-1] if effects[i] < -MIN_EFFECT][:top]
 
-        def reason(i: int) -> Reason:
-            return self._reason(row, i, effects[i], missing[i], prepared, value_of)
-
         return LeadReasons(
             for_=[
                 self._reason(row, i, effects[i], missing[i], prepared, value_of) for i in raising

@@ -15,7 +15,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, QuantileTransformer
 
 from leadml.features import LeadPreparer
-from leadml.schema import LeadSchema
 
 CandidateName = Literal["logistic", "lightgbm"]
 CANDIDATES: tuple[CandidateName, ...] = ("logistic", "lightgbm")
@@ -176,7 +175,3 @@ def center_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
         calibrator.X_thresholds_, calibrator.y_thresholds_, kind="linear", bounds_error=False
     )
     return calibrator
-
-
-def fitted_preparer(schema: LeadSchema) -> LeadPreparer:
-    return LeadPreparer(schema).fit()

@@ -161,9 +161,6 @@ class LeadSchema:
                 return spec
         raise KeyError(name)
 
-    def by_role(self, role: Role) -> list[str]:
-        return [c.name for c in self.columns if c.role is role]
-
     def with_roles(self, changes: Mapping[str, tuple[Role, str, Mapping[str, Any]]]) -> LeadSchema:
         """A copy where the named columns get a new role, reason and evidence."""
         columns = []

@@ -43,9 +43,6 @@ TOP_GRADE_SHARE = 0.10
 # Shares and rates are ratios of whole counts; this absorbs float error in comparisons.
 _EPS = 1e-9
 
-PolicyKind: TypeAlias = Literal["capacity", "min_precision", "min_recall", "max_value", "fixed"]
-
-
 # --------------------------------------------------------------------------- counting
 
 
