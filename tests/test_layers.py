@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,15 @@ def test_serving_a_model_folder_does_not_load_mlflow() -> None:
     code = "import sys, api.main\nassert 'mlflow' not in sys.modules\n"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_every_module_has_a_layer() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
+    placed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    modules = {
+        f"leadml.{path.stem}"
+        for path in (ROOT / "src" / "leadml").glob("*.py")
+        if path.stem != "__init__"
+    }
+    assert modules - placed == set(), "add these modules to a layer in pyproject.toml"

@@ -32,6 +32,7 @@ from api.schemas import (
     ValidationProblem,
 )
 from api.serving import ServingModel
+from leadml.batch import rank_order
 from leadml.data import detect_separator
 from leadml.explain import what_would_move
 from leadml.policy import ActivePolicy
@@ -170,8 +171,8 @@ async def score_batch(
     _metrics(request).count_scores(
         (r["grade"] for r in results), sum(1 for r in results if r["is_mql"])
     )
-    order = sorted(range(len(results)), key=lambda i: -results[i]["probability"])
-    ranked = [{**results[i], "rank": rank, "row": i + 1} for rank, i in enumerate(order, 1)]
+    order = rank_order([r["probability"] for r in results])
+    ranked = [{**results[i], "rank": rank, "row": int(i) + 1} for rank, i in enumerate(order, 1)]
     return JSONResponse(
         {
             "count": len(ranked),

@@ -27,7 +27,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from leadml.data import PARQUET_SUFFIXES, iter_lead_chunks, load_leads, target_vector
+from leadml.batch import DEFAULT_CHUNK_ROWS, score_file
+from leadml.data import check_output_path, load_leads, outcome_leads, write_leads
 from leadml.demo import check_variants, write_demo_leads
 from leadml.errors import DataError, ExitCode, LeadmlError
 from leadml.evaluate import holdout_metrics
@@ -57,7 +58,7 @@ from leadml.tracking import (
 )
 from leadml.tracking import promote as promote_model
 from leadml.tracking import rollback as rollback_champion
-from leadml.train import TrainConfig, drop_open_leads, train_model
+from leadml.train import TrainConfig, train_model
 
 app = typer.Typer(
     name="leadml",
@@ -288,7 +289,7 @@ def score(
     ] = None,
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", min=1, help="Leads read and scored at a time.")
-    ] = 100_000,
+    ] = DEFAULT_CHUNK_ROWS,
     reasons: Annotated[
         bool,
         typer.Option("--reasons", help="Add the top reasons for and against each lead (slower)."),
@@ -304,15 +305,12 @@ def score(
     """Score a file of leads and write them ranked, highest probability first, with each lead's
     grade and MQL decision under the MQL policy in force."""
 
-    if output.suffix.lower() not in (".csv", *PARQUET_SUFFIXES):
-        raise DataError(f"cannot write {output}: use a .csv or .parquet file name")
+    check_output_path(output)
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     with _policy_book(database_url or settings.database_url) as book:
         policy = book.active(scorer)
     explainer = Explainer.for_scorer(scorer) if reasons else None
-    parts: list[pd.DataFrame] = []
-    first_row = 0
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -321,33 +319,17 @@ def score(
         console=console,
     ) as bar:
         task = bar.add_task("scoring", total=None)
-        for chunk in iter_lead_chunks(path, chunk_rows):
-            try:
-                scored = scorer.score(chunk)
-            except DataError as error:
-                raise DataError(f"{path}, rows from {first_row + 1}: {error}") from None
-            if scorer.id_column not in scored.columns:
-                scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
-            scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
-            if explainer is not None:
-                found = explainer.explain_frame(chunk.reset_index(drop=True))
-                scored["reasons_for"] = ["; ".join(r.text for r in f.for_) for f in found]
-                scored["reasons_against"] = ["; ".join(r.text for r in f.against) for f in found]
-            parts.append(scored)
-            first_row += len(chunk)
-            bar.update(task, advance=len(chunk), description=f"scored {first_row:,} leads")
-    if not parts:
-        raise DataError(f"{path} has no leads to score")
-    ranked = pd.concat(parts, ignore_index=True).sort_values(
-        "probability", ascending=False, kind="stable"
-    )
-    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
-    ranked["model_version"] = scorer.info.version
-    ranked["policy_version"] = policy.version
-    if output.suffix.lower() in PARQUET_SUFFIXES:
-        ranked.to_parquet(output, index=False)
-    else:
-        ranked.to_csv(output, index=False)
+        ranked = score_file(
+            path,
+            scorer,
+            policy,
+            chunk_rows=chunk_rows,
+            explainer=explainer,
+            on_chunk=lambda done: bar.update(
+                task, completed=done, description=f"scored {done:,} leads"
+            ),
+        )
+    write_leads(ranked, output)
     console.print(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
@@ -650,26 +632,9 @@ def monitor(
     """Compare recent outcomes with the model's promises: realised conversion by grade and MQL,
     calibration, score drift, and a verdict (healthy, watch or retrain)."""
 
-    frame = load_leads(data)
-    if target not in frame.columns:
-        shown = ", ".join(str(c) for c in frame.columns[:12])
-        raise DataError(
-            f"{data} has no outcome column {target!r}; pass the outcome column with --target"
-            f" (columns: {shown}{' ...' if frame.shape[1] > 12 else ''})"
-        )
-    frame, n_open = drop_open_leads(frame, target)
-    if len(frame) < MIN_LEADS:
-        raise DataError(
-            f"{data} has {len(frame)} leads with an outcome in {target!r} ({n_open} still open);"
-            f" monitoring needs at least {MIN_LEADS}: wait for more outcomes or give a longer period"
-        )
-    outcomes = frame[target].map(lambda v: str(v).strip().lower()).unique()
-    if len(outcomes) == 1:
-        raise DataError(
-            f"every lead with an outcome in {data} has the same outcome ({outcomes[0]!r});"
-            " monitoring needs converted and lost leads: give a longer period"
-        )
-    y, _ = target_vector(frame[target], positive)
+    frame, y, n_open = outcome_leads(
+        load_leads(data), target, positive, min_leads=MIN_LEADS, source=str(data)
+    )
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)

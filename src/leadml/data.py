@@ -21,6 +21,21 @@ _POSITIVE_WORDS = ("1", "1.0", "true", "yes", "y", "won", "converted", "closed w
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 
 
+def check_output_path(path: Path) -> None:
+    """Refuse, before any work, a file name `write_leads` cannot write."""
+    if path.suffix.lower() not in (".csv", *PARQUET_SUFFIXES):
+        raise DataError(f"cannot write {path}: use a .csv or .parquet file name")
+
+
+def write_leads(frame: pd.DataFrame, path: Path) -> None:
+    """Write leads as Parquet or CSV, by the file name's suffix."""
+    check_output_path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False)
+
+
 def is_database_url(source: str) -> bool:
     return "://" in source and not source.startswith("file://")
 
@@ -178,6 +193,46 @@ def target_vector(series: pd.Series, positive: str | None) -> tuple[np.ndarray, 
             " drop those rows or fill in the outcome"
         )
     return (labels == positive).to_numpy(dtype=int), positive
+
+
+def drop_open_leads(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
+    """Leads whose outcome is still empty are open, not lost: they are left out of training."""
+    outcome = frame[target]
+    has_outcome = outcome.notna() & (outcome.astype("string").str.strip() != "").fillna(False)
+    n_open = int((~has_outcome).sum())
+    if n_open == 0:
+        return frame, 0
+    return frame[has_outcome.to_numpy()].reset_index(drop=True), n_open
+
+
+def outcome_leads(
+    frame: pd.DataFrame, target: str, positive: str | None, *, min_leads: int, source: str
+) -> tuple[pd.DataFrame, np.ndarray, int]:
+    """The leads of `frame` with an outcome, their 0/1 outcomes and how many were still open.
+
+    Refuses a frame without the outcome column, with fewer than `min_leads` closed leads, or
+    whose closed leads all have the same outcome (nothing to compare a model with).
+    """
+    if target not in frame.columns:
+        shown = ", ".join(str(c) for c in frame.columns[:12])
+        raise DataError(
+            f"{source} has no outcome column {target!r}; pass the outcome column with --target"
+            f" (columns: {shown}{' ...' if frame.shape[1] > 12 else ''})"
+        )
+    frame, n_open = drop_open_leads(frame, target)
+    if len(frame) < min_leads:
+        raise DataError(
+            f"{source} has {len(frame)} leads with an outcome in {target!r} ({n_open} still open);"
+            f" monitoring needs at least {min_leads}: wait for more outcomes or give a longer period"
+        )
+    outcomes = frame[target].map(lambda v: str(v).strip().lower()).unique()
+    if len(outcomes) == 1:
+        raise DataError(
+            f"every lead with an outcome in {source} has the same outcome ({outcomes[0]!r});"
+            " monitoring needs converted and lost leads: give a longer period"
+        )
+    y, _ = target_vector(frame[target], positive)
+    return frame, y, n_open
 
 
 def check_training_frame(

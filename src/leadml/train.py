@@ -23,7 +23,13 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from leadml.data import check_class_counts, check_training_frame, split_leads, target_vector
+from leadml.data import (
+    check_class_counts,
+    check_training_frame,
+    drop_open_leads,
+    split_leads,
+    target_vector,
+)
 from leadml.errors import DataError
 from leadml.evaluate import gains_table, holdout_metrics
 from leadml.explain import trait_importance
@@ -285,16 +291,6 @@ def train_model(
     # one thread (measured: 15 s against 0.3 s for one logistic fit on 9k leads, 2 cores).
     with threadpool_limits(limits=1, user_api="blas"):
         return _train_model(frame, config, progress)
-
-
-def drop_open_leads(frame: pd.DataFrame, target: str) -> tuple[pd.DataFrame, int]:
-    """Leads whose outcome is still empty are open, not lost: they are left out of training."""
-    outcome = frame[target]
-    has_outcome = outcome.notna() & (outcome.astype("string").str.strip() != "").fillna(False)
-    n_open = int((~has_outcome).sum())
-    if n_open == 0:
-        return frame, 0
-    return frame[has_outcome.to_numpy()].reset_index(drop=True), n_open
 
 
 def sample_weights(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:

@@ -1,0 +1,105 @@
+"""Score leads in chunks and rank them, highest probability first.
+
+`leadml score` scores a file with `score_file`; the API's batch route and `score_chunks` rank
+with `rank_order`, so both rank the same way: by probability, ties in input order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from leadml.data import iter_lead_chunks
+from leadml.errors import DataError
+from leadml.explain import Explainer
+from leadml.policy import ActivePolicy
+from leadml.scoring import Scorer
+
+#: Leads read and scored at a time by default: a few hundred MB at most for a wide CRM export.
+DEFAULT_CHUNK_ROWS = 100_000
+
+
+def rank_order(probabilities: npt.ArrayLike) -> npt.NDArray[np.intp]:
+    """Positions of the leads, highest probability first; tied leads keep their input order."""
+    return np.argsort(-np.asarray(probabilities, dtype=float), kind="stable")
+
+
+def score_chunk(
+    chunk: pd.DataFrame,
+    scorer: Scorer,
+    policy: ActivePolicy,
+    *,
+    first_row: int = 0,
+    explainer: Explainer | None = None,
+) -> pd.DataFrame:
+    """One chunk scored: id (or 1-based row number), probability, score, percentile, is_mql,
+    grade, and with an explainer the reasons for and against."""
+    scored = scorer.score(chunk)
+    if scorer.id_column not in scored.columns:
+        scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
+    scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
+    if explainer is not None:
+        found = explainer.explain_frame(chunk.reset_index(drop=True))
+        scored["reasons_for"] = ["; ".join(r.text for r in f.for_) for f in found]
+        scored["reasons_against"] = ["; ".join(r.text for r in f.against) for f in found]
+    return scored
+
+
+def score_chunks(
+    chunks: Iterable[pd.DataFrame],
+    scorer: Scorer,
+    policy: ActivePolicy,
+    *,
+    explainer: Explainer | None = None,
+    source: str = "the leads",
+    on_chunk: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Score chunk after chunk (only the scores are kept) and rank the leads: `rank` first,
+    then the scores, then the model and policy version that produced them.
+
+    `on_chunk` is told how many leads are scored so far, after each chunk.
+    """
+    parts: list[pd.DataFrame] = []
+    first_row = 0
+    for chunk in chunks:
+        try:
+            parts.append(
+                score_chunk(chunk, scorer, policy, first_row=first_row, explainer=explainer)
+            )
+        except DataError as error:
+            raise DataError(f"{source}, rows from {first_row + 1}: {error}") from None
+        first_row += len(chunk)
+        if on_chunk is not None:
+            on_chunk(first_row)
+    if not parts:
+        raise DataError(f"{source} has no leads to score")
+    scored = pd.concat(parts, ignore_index=True)
+    ranked = scored.iloc[rank_order(scored["probability"].to_numpy())].reset_index(drop=True)
+    ranked.insert(0, "rank", np.arange(1, len(ranked) + 1))
+    ranked["model_version"] = scorer.info.version
+    ranked["policy_version"] = policy.version
+    return ranked
+
+
+def score_file(
+    path: Path,
+    scorer: Scorer,
+    policy: ActivePolicy,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    explainer: Explainer | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """A CSV or Parquet file of leads scored in chunks of `chunk_rows` and ranked."""
+    return score_chunks(
+        iter_lead_chunks(path, chunk_rows),
+        scorer,
+        policy,
+        explainer=explainer,
+        source=str(path),
+        on_chunk=on_chunk,
+    )
