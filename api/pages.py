@@ -8,11 +8,14 @@ the API key the user enters, when the server asks for one.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+
+from leadml.threshold import POLICY_TYPES, policy_options
 
 HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
@@ -25,6 +28,49 @@ PAGES: tuple[tuple[str, str, str], ...] = (
     ("score_lead_page", "/lead", "Score one lead"),
     ("mql_policy_page", "/policy", "The MQL line"),
 )
+
+#: Options shown as a percentage (0-100) on the page and sent as a share (0-1).
+PERCENT_UNITS = ("share", "probability")
+#: Labels of the business figures a policy of any kind may be read with, as the page shows them.
+FIGURE_LABELS = {"leads_per_week": "New leads a week"}
+
+
+def policy_kinds() -> list[dict[str, str]]:
+    """The policy page's choices: every registered kind, in the registry's order."""
+    return [{"kind": kind, "title": policy.title} for kind, policy in POLICY_TYPES.items()]
+
+
+def policy_fields() -> list[dict[str, Any]]:
+    """The policy page's number fields: each kind's options (choices such as max_value's basis
+    keep their default on the page), and the leads a week any kind may be read with."""
+    shown: dict[str, dict[str, Any]] = {}
+    for kind in POLICY_TYPES:
+        for option in policy_options(kind):
+            if option.metadata["unit"] == "choice":
+                continue
+            percent = option.metadata["unit"] in PERCENT_UNITS
+            entry = shown.setdefault(
+                option.name,
+                {
+                    "name": option.name,
+                    "label": option.metadata["label"] + (" (%)" if percent else ""),
+                    "percent": percent,
+                    "kinds": [],
+                    "optional_kinds": [],
+                },
+            )
+            entry["kinds"].append(kind)
+    for name, label in FIGURE_LABELS.items():
+        entry = shown.setdefault(
+            name,
+            {"name": name, "label": label, "percent": False, "kinds": [], "optional_kinds": []},
+        )
+        for kind in POLICY_TYPES:
+            if kind not in entry["kinds"]:
+                entry["kinds"].append(kind)
+                entry["optional_kinds"].append(kind)
+    return list(shown.values())
+
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -39,6 +85,8 @@ def _render(request: Request, template: str, title: str) -> HTMLResponse:
             "pages": PAGES,
             "current": request.scope["route"].name,
             "api_root": request.scope.get("root_path", ""),
+            "policy_kinds": policy_kinds(),
+            "policy_fields": policy_fields(),
         },
         # The shells are tiny and change with each release; never serve a stale one.
         headers={"Cache-Control": "no-cache"},

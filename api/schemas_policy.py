@@ -17,21 +17,22 @@ here too, so every bad input is a 422 that names its field.
 
 from __future__ import annotations
 
+from dataclasses import MISSING
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal, Union, get_type_hints
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Discriminator,
     Field,
-    PositiveFloat,
     Tag,
+    create_model,
     model_validator,
 )
 
 from leadml.errors import PolicyError
-from leadml.threshold import Policy, policy_from_dict
+from leadml.threshold import POLICY_TYPES, Policy, policy_from_dict, policy_options
 
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
@@ -48,9 +49,6 @@ class _Strict(BaseModel):
 class _Proposal(_Strict):
     """Context any policy can be read with; the policy kinds below add their own fields."""
 
-    #: Context fields that are the policy's own parameters for this kind.
-    POLICY_FIELDS: ClassVar[tuple[str, ...]] = ()
-
     leads_per_week: Amount | None = Field(
         default=None, description="New leads a week, for weekly figures.", examples=[1500]
     )
@@ -59,11 +57,13 @@ class _Proposal(_Strict):
 
     def to_policy(self) -> Policy:
         """The `leadml.threshold` policy this body describes."""
-        data = self.model_dump(exclude={"set_by", "reason", *_CONTEXT_FIELDS})
-        for name in self.POLICY_FIELDS:
-            if name in _CONTEXT_FIELDS:
-                data[name] = getattr(self, name)
-        return policy_from_dict(data)
+        kind = getattr(self, "kind", None)
+        if kind not in POLICY_TYPES:
+            raise PolicyError(
+                f"unknown policy kind {kind!r}; use one of: {', '.join(POLICY_TYPES)}"
+            )
+        names = [option.name for option in policy_options(kind)]
+        return policy_from_dict({"kind": kind, **{name: getattr(self, name) for name in names}})
 
     def context(self) -> dict[str, float | None]:
         return {name: getattr(self, name) for name in _CONTEXT_FIELDS}
@@ -80,54 +80,47 @@ class _Proposal(_Strict):
         return self
 
 
-class CapacityProposal(_Proposal):
-    """Sales can work `per_week` of the `leads_per_week` new leads."""
+# The request body of each policy kind is derived from the kind's options in leadml.threshold:
+# adding a kind there adds it here, to PUT and to simulate.
+_BOUNDS: dict[str, Any] = {
+    "count": Amount,
+    "amount": Amount,
+    "cost": Cost,
+    "share": Share,
+    "probability": Probability,
+}
 
-    POLICY_FIELDS: ClassVar[tuple[str, ...]] = ("leads_per_week",)
-    kind: Literal["capacity"]
-    per_week: Amount = Field(description="Leads sales can work a week.", examples=[200])
-    leads_per_week: PositiveFloat = Field(  # type: ignore[assignment]
-        description="New leads a week.", examples=[1500], allow_inf_nan=False
+
+def _proposal_model(policy: type[Policy]) -> type[_Proposal]:
+    hints = get_type_hints(policy)
+    fields: dict[str, Any] = {"kind": (Literal[policy.kind], ...)}
+    for option in policy_options(policy.kind):
+        unit = option.metadata["unit"]
+        annotation = hints[option.name] if unit == "choice" else _BOUNDS[unit]
+        example = option.metadata.get("example")
+        fields[option.name] = (
+            annotation,
+            Field(
+                ... if option.default is MISSING else option.default,
+                description=f"{option.metadata['label']}.",
+                examples=[example] if example is not None else None,
+            ),
+        )
+    summary = (policy.__doc__ or policy.title).strip().split("\n\n")[0]
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        policy.__name__.replace("Policy", "Proposal"),
+        __base__=_Proposal,
+        __doc__=" ".join(summary.split()),
+        **fields,
     )
 
 
-class MinPrecisionProposal(_Proposal):
-    """At least `min_precision` of MQLs should convert."""
-
-    kind: Literal["min_precision"]
-    min_precision: Share = Field(description="Share of MQLs that should convert.", examples=[0.6])
-
-
-class MinRecallProposal(_Proposal):
-    """MQLs should capture at least `min_recall` of all conversions."""
-
-    kind: Literal["min_recall"]
-    min_recall: Share = Field(description="Share of all conversions to capture.", examples=[0.8])
-
-
-class MaxValueProposal(_Proposal):
-    """Maximise expected value per lead given a deal's value and a contact's cost."""
-
-    POLICY_FIELDS: ClassVar[tuple[str, ...]] = ("deal_value", "cost_per_contact")
-    kind: Literal["max_value"]
-    deal_value: Amount = Field(description="What a won deal is worth.")  # type: ignore[assignment]
-    cost_per_contact: Cost = Field(  # type: ignore[assignment]
-        description="What working one lead costs."
+def _change_model(proposal: type[_Proposal]) -> type[_Proposal]:
+    return create_model(  # type: ignore[no-any-return, call-overload]
+        proposal.__name__.replace("Proposal", "Change"),
+        __base__=(proposal, _Change),  # type: ignore[arg-type]
+        __doc__=proposal.__doc__,
     )
-    basis: Literal["observed", "calibrated"] = "observed"
-
-
-class FixedProposal(_Proposal):
-    """A cut-off set by hand."""
-
-    kind: Literal["fixed"]
-    cutoff: Probability = Field(description="Probability at or above which a lead is an MQL.")
-
-
-PolicyProposal = Annotated[
-    CapacityProposal | MinPrecisionProposal | MinRecallProposal | MaxValueProposal | FixedProposal,
-    Field(discriminator="kind"),
-]
 
 
 class _Change(BaseModel):
@@ -137,28 +130,20 @@ class _Change(BaseModel):
     reason: str = Field(default="", max_length=2000, description="Why, for the history.")
 
 
-class CapacityChange(CapacityProposal, _Change):
-    pass
+#: The request body of each policy kind, and the same with who sets it and why (PUT).
+PROPOSALS: dict[str, type[_Proposal]] = {
+    kind: _proposal_model(policy) for kind, policy in POLICY_TYPES.items()
+}
+CHANGES: dict[str, type[_Proposal]] = {
+    kind: _change_model(model) for kind, model in PROPOSALS.items()
+}
 
-
-class MinPrecisionChange(MinPrecisionProposal, _Change):
-    pass
-
-
-class MinRecallChange(MinRecallProposal, _Change):
-    pass
-
-
-class MaxValueChange(MaxValueProposal, _Change):
-    pass
-
-
-class FixedChange(FixedProposal, _Change):
-    pass
-
-
-PolicyChange = Annotated[
-    CapacityChange | MinPrecisionChange | MinRecallChange | MaxValueChange | FixedChange,
+PolicyProposal: Any = Annotated[
+    Union[tuple(PROPOSALS.values())],  # noqa: UP007 - built from the registry at import
+    Field(discriminator="kind"),
+]
+PolicyChange: Any = Annotated[
+    Union[tuple(CHANGES.values())],  # noqa: UP007
     Field(discriminator="kind"),
 ]
 
@@ -192,19 +177,18 @@ def _simulation_kind(value: Any) -> str | None:
     return getattr(value, "kind", None)
 
 
-SimulationRequest = Annotated[
-    Annotated[CapacityProposal, Tag("capacity")]
-    | Annotated[MinPrecisionProposal, Tag("min_precision")]
-    | Annotated[MinRecallProposal, Tag("min_recall")]
-    | Annotated[MaxValueProposal, Tag("max_value")]
-    | Annotated[FixedProposal, Tag("fixed")]
-    | Annotated[ShiftProposal, Tag("shift")],
+SimulationRequest: Any = Annotated[
+    Union[  # noqa: UP007 - built from the registry at import
+        tuple(
+            [Annotated[model, Tag(kind)] for kind, model in PROPOSALS.items()]
+            + [Annotated[ShiftProposal, Tag("shift")]]
+        )
+    ],
     Discriminator(
         _simulation_kind,
         custom_error_type="invalid_proposal",
         custom_error_message=(
-            "give a policy with a 'kind' (capacity, min_precision, min_recall, max_value,"
-            " fixed) or {'shift_points': N}"
+            f"give a policy with a 'kind' ({', '.join(POLICY_TYPES)}) or {{'shift_points': N}}"
         ),
     ),
 ]

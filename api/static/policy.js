@@ -197,8 +197,9 @@
     for (const field of $("set-form").querySelectorAll("[data-kinds]")) {
       field.hidden = !field.dataset.kinds.split(" ").includes(kind);
     }
-    const optional = $("set-form").querySelector("[data-optional]");
-    optional.hidden = kind === "capacity";
+    for (const hint of $("set-form").querySelectorAll("[data-optional]")) {
+      hint.hidden = !hint.dataset.optional.split(" ").includes(kind);
+    }
   }
 
   /** The PUT body, and problems found before sending (percentages are asked as 0-100). */

@@ -48,7 +48,7 @@ from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
 from leadml.store import Store
-from leadml.threshold import check_exploration_share, exploration_sentence
+from leadml.threshold import POLICY_TYPES, check_exploration_share, exploration_sentence
 from leadml.tracking import (
     CHAMPION,
     export_model,
@@ -454,7 +454,7 @@ def _print_grades(grades: pd.DataFrame) -> None:
 def threshold(
     policy: Annotated[
         str,
-        typer.Option("--policy", help="capacity, min_precision, min_recall, max_value or fixed."),
+        typer.Option("--policy", help=f"One of: {', '.join(POLICY_TYPES)}."),
     ],
     per_week: Annotated[
         float | None, typer.Option("--per-week", help="capacity: leads sales can work a week.")

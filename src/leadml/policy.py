@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -40,12 +40,12 @@ from leadml.errors import ModelError, PolicyError
 from leadml.registry import exact_source, open_bundle
 from leadml.store import PolicyRecord, PolicyRecordIn, Store
 from leadml.threshold import (
+    BUSINESS_FIGURES,
     EXPLORATION_PARAM,
     POLICY_TYPES,
     CapacityPolicy,
     FixedPolicy,
     GradeBands,
-    MaxValuePolicy,
     Policy,
     Resolution,
     assign_grades,
@@ -56,6 +56,8 @@ from leadml.threshold import (
     exploration_sentence,
     grade_table,
     policy_from_dict,
+    policy_options,
+    required_options,
     resolve_policy,
     simulate_shift,
     threshold_table,
@@ -124,12 +126,8 @@ class BusinessFigures:
 
     @classmethod
     def for_policy(cls, policy: Policy, context: BusinessFigures) -> BusinessFigures:
-        """The context a policy brings itself wins; other values stay."""
-        if isinstance(policy, CapacityPolicy):
-            return cls(policy.leads_per_week, context.deal_value, context.cost_per_contact)
-        if isinstance(policy, MaxValuePolicy):
-            return cls(context.leads_per_week, policy.deal_value, policy.cost_per_contact)
-        return context
+        """The figures a policy sets itself win; other values stay."""
+        return replace(context, **policy.own_figures())
 
     @classmethod
     def from_expected(cls, expected: Mapping[str, Any]) -> BusinessFigures:
@@ -249,8 +247,7 @@ def preview_policy(
         policy,
         holdout.y,
         holdout.proba,
-        leads_per_week=None if isinstance(policy, CapacityPolicy) else used.leads_per_week,
-        **_value_kwargs(policy, used),
+        **_figure_kwargs(policy, used),
         n_boot=n_boot,
         level=level,
         seed=seed,
@@ -265,14 +262,17 @@ def preview_policy(
     )
 
 
-def _value_kwargs(policy: Policy, context: BusinessFigures) -> dict[str, float | None]:
-    if isinstance(policy, MaxValuePolicy):
-        return {}
+def _figure_kwargs(policy: Policy, context: BusinessFigures) -> dict[str, float | None]:
+    """The business figures to resolve with, besides those the policy sets itself; value per
+    lead needs both the deal value and the cost per contact."""
     both = context.deal_value is not None and context.cost_per_contact is not None
-    return {
+    figures = {
+        "leads_per_week": context.leads_per_week,
         "deal_value": context.deal_value if both else None,
         "cost_per_contact": context.cost_per_contact if both else None,
     }
+    own = policy.own_figures()
+    return {name: value for name, value in figures.items() if name not in own}
 
 
 def _share_text(share: float) -> str:
@@ -302,16 +302,8 @@ def default_preview(holdout: Holdout, *, n_boot: int = 1000, level: float = 0.9)
 
 # --------------------------------------------------------------------------- from flat options
 
-#: The options each policy kind needs (besides `leads_per_week` for capacity).
-POLICY_OPTIONS: dict[str, tuple[str, ...]] = {
-    "capacity": ("per_week", "leads_per_week"),
-    "min_precision": ("min_precision",),
-    "min_recall": ("min_recall",),
-    "max_value": ("deal_value", "cost_per_contact"),
-    "fixed": ("cutoff",),
-}
 #: Options any policy can be read with (weekly figures, value per lead).
-CONTEXT_OPTIONS = ("leads_per_week", "deal_value", "cost_per_contact")
+CONTEXT_OPTIONS = BUSINESS_FIGURES
 
 
 def _option_name(name: str) -> str:
@@ -319,31 +311,28 @@ def _option_name(name: str) -> str:
 
 
 def policy_from_options(
-    kind: str, given: Mapping[str, float | None], *, basis: str | None = None
+    kind: str, given: Mapping[str, float | str | None], *, basis: str | None = None
 ) -> Policy:
     """A policy from flat command-line options (None = not given), named as the CLI names them.
 
     Options the kind needs must be there; options for another kind are refused so that a typo
     never silently changes the policy. Context options (`CONTEXT_OPTIONS`) go with any kind.
     """
-    if kind not in POLICY_OPTIONS:
-        raise PolicyError(f"--policy {kind!r} is unknown; use one of {', '.join(POLICY_OPTIONS)}")
-    needed = POLICY_OPTIONS[kind]
-    missing = [_option_name(n) for n in needed if given.get(n) is None]
+    if kind not in POLICY_TYPES:
+        raise PolicyError(f"--policy {kind!r} is unknown; use one of {', '.join(POLICY_TYPES)}")
+    values = {**given, **({"basis": basis} if basis is not None else {})}
+    accepted = [option.name for option in policy_options(kind)]
+    missing = [_option_name(n) for n in required_options(kind) if values.get(n) is None]
     if missing:
         raise PolicyError(f"--policy {kind} needs {' and '.join(missing)}")
     stray = [
         _option_name(n)
-        for n, value in given.items()
-        if value is not None and n not in needed and n not in CONTEXT_OPTIONS
+        for n, value in values.items()
+        if value is not None and n not in accepted and n not in CONTEXT_OPTIONS
     ]
-    if basis is not None and kind != "max_value":
-        stray.append("--basis")
     if stray:
         raise PolicyError(f"{', '.join(stray)} does not apply to --policy {kind}; leave it out")
-    params: dict[str, Any] = {name: given[name] for name in needed}
-    if basis is not None:
-        params["basis"] = basis
+    params = {name: values[name] for name in accepted if values.get(name) is not None}
     return policy_from_dict({"kind": kind, **params})
 
 

@@ -43,8 +43,10 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from leadml.errors import DataError, LeadmlError, PolicyError
+from leadml.threshold import POLICY_TYPES
 
-POLICY_KINDS: Final = ("capacity", "min_precision", "min_recall", "max_value", "fixed")
+#: The policy kinds a stored version may have: the registry in threshold.py.
+POLICY_KINDS: Final = tuple(POLICY_TYPES)
 OUTCOME_SOURCES: Final = ("api", "csv")
 SUPPORTED_DIALECTS: Final = ("sqlite", "postgresql")
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"

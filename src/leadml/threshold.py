@@ -20,11 +20,12 @@ Conventions used throughout:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from itertools import pairwise
-from typing import Any, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -244,18 +245,80 @@ def _share_in_unit_interval(policy: object, name: str, meaning: str) -> None:
         )
 
 
+#: Business figures any policy can be read with: weekly figures, value per lead.
+BUSINESS_FIGURES = ("leads_per_week", "deal_value", "cost_per_contact")
+
+#: How an option's value is bounded; the API's request models and the policy page follow it.
+Unit: TypeAlias = Literal["count", "amount", "cost", "share", "probability", "choice"]
+
+
+def option(label: str, unit: Unit, *, default: Any = MISSING, example: Any = None) -> Any:
+    """A policy option: its words for people (CLI help, API docs, the policy page) and its unit."""
+    metadata = {"label": label, "unit": unit, "example": example}
+    if default is MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(frozen=True)
-class _PolicyBase:
-    """Shared behaviour of the policy dataclasses."""
+class Policy:
+    """An MQL policy kind. A kind is one subclass registered with `@policy_kind`: its options
+    (dataclass fields made with `option`), how it resolves to a cut-off, and its sentence.
+
+    Everything else is derived from the registry `POLICY_TYPES`: the kinds the store accepts,
+    the CLI's `--policy` choices, the API's request bodies and the policy page's choices
+    (tests/test_policy_kinds.py checks each).
+    """
+
+    #: The kind's name, as stored and as written in the CLI and the API.
+    kind: ClassVar[str]
+    #: The kind in words, as the policy page offers it.
+    title: ClassVar[str]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict with the `kind` tag first; `policy_from_dict` reads it back."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {"kind": values.pop("kind"), **values}
+        return {"kind": self.kind, **{f.name: getattr(self, f.name) for f in fields(self)}}
+
+    def own_figures(self) -> dict[str, float]:
+        """The business figures this policy sets itself (e.g. a capacity's leads a week)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name in BUSINESS_FIGURES}
+
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        """The cut-off on holdout outcomes `y` and probabilities `p` (checked, same length)."""
+        raise NotImplementedError
+
+    def opening(self) -> str:
+        """How the policy's sentence starts, e.g. "For at least 60 % of MQLs to convert,"."""
+        raise NotImplementedError
 
 
+#: The registry of policy kinds, in the order people are offered them.
+POLICY_TYPES: dict[str, type[Policy]] = {}
+
+_P = TypeVar("_P", bound=type[Policy])
+
+
+def policy_kind(cls: _P) -> _P:
+    """Register a policy kind (class decorator)."""
+    if cls.kind in POLICY_TYPES:
+        raise TypeError(f"policy kind {cls.kind!r} is registered twice")
+    POLICY_TYPES[cls.kind] = cls
+    return cls
+
+
+def policy_options(kind: str) -> tuple[dataclasses.Field[Any], ...]:
+    """The options of a policy kind, in order."""
+    return fields(POLICY_TYPES[kind])
+
+
+def required_options(kind: str) -> tuple[str, ...]:
+    """The options a policy kind cannot do without."""
+    return tuple(f.name for f in policy_options(kind) if f.default is MISSING)
+
+
+@policy_kind
 @dataclass(frozen=True)
-class CapacityPolicy(_PolicyBase):
+class CapacityPolicy(Policy):
     """Sales can work `per_week` of the `leads_per_week` new leads: MQLs are the best of them.
 
     The cut-off is the lowest holdout probability whose MQL share is at most
@@ -263,9 +326,10 @@ class CapacityPolicy(_PolicyBase):
     the boundary probability are all left out, so the share can come out a little lower.
     """
 
-    per_week: float
-    leads_per_week: float
-    kind: Literal["capacity"] = field(default="capacity", init=False)
+    kind: ClassVar[str] = "capacity"
+    title: ClassVar[str] = "Capacity: sales can work N leads a week"
+    per_week: float = option("Leads sales can work a week", "count", example=200)
+    leads_per_week: float = option("New leads a week", "count", example=1500)
 
     def __post_init__(self) -> None:
         per_week = _set_number(self, "per_week")
@@ -285,38 +349,87 @@ class CapacityPolicy(_PolicyBase):
     def share(self) -> float:
         return self.per_week / self.leads_per_week
 
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        cutoff = _cutoff_for_share(p, self.share)
+        if cutoff is None:
+            top = p.max()
+            top_share = float(np.mean(p == top))
+            raise PolicyError(
+                f"a capacity of {_count(self.per_week)} of {_count(self.leads_per_week)} leads"
+                f" a week ({_pct(self.share, 1)}) is less than the {_pct(top_share, 1)} of leads"
+                f" tied at the highest probability ({_prob(top)}); raise per_week or use a fixed"
+                " cut-off"
+            )
+        return cutoff
 
+    def opening(self) -> str:
+        return (
+            f"Sales can work {_count(self.per_week)} of {_count(self.leads_per_week)} leads"
+            " a week, so"
+        )
+
+
+@policy_kind
 @dataclass(frozen=True)
-class MinPrecisionPolicy(_PolicyBase):
+class MinPrecisionPolicy(Policy):
     """At least `min_precision` of MQLs should convert, with as many MQLs as possible.
 
     The cut-off is the lowest holdout probability whose precision is at least `min_precision`.
     Precision is not monotonic in the cut-off, so some higher cut-offs may fall short of it.
     """
 
-    min_precision: float
-    kind: Literal["min_precision"] = field(default="min_precision", init=False)
+    kind: ClassVar[str] = "min_precision"
+    title: ClassVar[str] = "Minimum conversion rate among MQLs"
+    min_precision: float = option("At least this share of MQLs convert", "share", example=0.6)
 
     def __post_init__(self) -> None:
         _share_in_unit_interval(self, "min_precision", "the share of MQLs that should convert")
 
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        counts = _counts_at(y, p, _distinct_desc(p))
+        meets = counts.true_positives >= self.min_precision * counts.n_mql - _EPS
+        if not meets.any():
+            best = int(np.nanargmax(counts.precision))
+            raise PolicyError(
+                f"no cut-off reaches a precision of {_pct(self.min_precision)}: the highest on"
+                f" the holdout is {_pct(counts.precision[best], 1)} (probability >="
+                f" {_prob(counts.cutoffs[best])}, {counts.n_mql[best]:,} leads); lower"
+                " min_precision"
+            )
+        return float(counts.cutoffs[np.flatnonzero(meets)[-1]])
 
+    def opening(self) -> str:
+        return f"For at least {_pct(self.min_precision)} of MQLs to convert,"
+
+
+@policy_kind
 @dataclass(frozen=True)
-class MinRecallPolicy(_PolicyBase):
+class MinRecallPolicy(Policy):
     """MQLs should capture at least `min_recall` of all conversions, with as few MQLs as possible.
 
     The cut-off is the highest holdout probability whose recall is at least `min_recall`.
     """
 
-    min_recall: float
-    kind: Literal["min_recall"] = field(default="min_recall", init=False)
+    kind: ClassVar[str] = "min_recall"
+    title: ClassVar[str] = "Minimum share of conversions captured"
+    min_recall: float = option("Capture at least this share of conversions", "share", example=0.8)
 
     def __post_init__(self) -> None:
         _share_in_unit_interval(self, "min_recall", "the share of all conversions to capture")
 
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        counts = _counts_at(y, p, _distinct_desc(p))
+        meets = counts.true_positives >= self.min_recall * counts.positives - _EPS
+        # Recall only grows as the cut-off falls, and the lowest cut-off has recall 1.
+        return float(counts.cutoffs[np.flatnonzero(meets)[0]])
 
+    def opening(self) -> str:
+        return f"To capture at least {_pct(self.min_recall)} of all conversions,"
+
+
+@policy_kind
 @dataclass(frozen=True)
-class MaxValuePolicy(_PolicyBase):
+class MaxValuePolicy(Policy):
     """Contact the leads that maximise expected value per lead.
 
     Value per lead at a cut-off c is the mean over leads of
@@ -333,10 +446,15 @@ class MaxValuePolicy(_PolicyBase):
       reported at it are still counted on the holdout.
     """
 
-    deal_value: float
-    cost_per_contact: float
-    basis: Literal["observed", "calibrated"] = "observed"
-    kind: Literal["max_value"] = field(default="max_value", init=False)
+    kind: ClassVar[str] = "max_value"
+    title: ClassVar[str] = "Most expected profit"
+    deal_value: float = option("What a won deal is worth", "amount", example=5000)
+    cost_per_contact: float = option("What working one lead costs", "cost", example=150)
+    basis: Literal["observed", "calibrated"] = option(
+        "observed (holdout outcomes) or calibrated (the probabilities)",
+        "choice",
+        default="observed",
+    )
 
     def __post_init__(self) -> None:
         deal = _set_number(self, "deal_value")
@@ -353,31 +471,61 @@ class MaxValuePolicy(_PolicyBase):
         if self.basis not in ("observed", "calibrated"):
             raise PolicyError(f"basis must be 'observed' or 'calibrated', got {self.basis!r}")
 
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        deal, cost = self.deal_value, self.cost_per_contact
+        if self.basis == "calibrated":
+            cutoff = cost / deal
+            if not np.any(p >= cutoff):
+                raise PolicyError(
+                    f"no holdout lead reaches probability {_prob(cutoff)} (cost {_count(cost)} /"
+                    f" deal {_count(deal)}; the highest is {_prob(p.max())}), so none is worth"
+                    " contacting; check deal_value and cost_per_contact"
+                )
+            return cutoff
+        counts = _counts_at(y, p, _distinct_desc(p))
+        value = counts.value_per_lead(deal, cost)
+        best = int(np.argmax(value))  # the first maximum is the highest cut-off among equals
+        if value[best] <= 0:
+            raise PolicyError(
+                f"no cut-off has a positive expected value with a deal worth {_count(deal)} and"
+                f" a contact costing {_count(cost)}: the best is {value[best]:.3g} per lead at"
+                f" probability >= {_prob(counts.cutoffs[best])}; check deal_value and"
+                " cost_per_contact"
+            )
+        return float(counts.cutoffs[best])
 
+    def opening(self) -> str:
+        worth = (
+            f"With a deal worth {_count(self.deal_value)} and a contact costing"
+            f" {_count(self.cost_per_contact)},"
+        )
+        if self.basis == "calibrated":
+            return (
+                f"{worth} a lead is worth contacting when its probability is at least"
+                f" {_count(self.cost_per_contact)} / {_count(self.deal_value)}, so"
+            )
+        return f"{worth} expected value on the holdout is highest when"
+
+
+@policy_kind
 @dataclass(frozen=True)
-class FixedPolicy(_PolicyBase):
+class FixedPolicy(Policy):
     """A cut-off chosen by hand."""
 
-    cutoff: float
-    kind: Literal["fixed"] = field(default="fixed", init=False)
+    kind: ClassVar[str] = "fixed"
+    title: ClassVar[str] = "A cut-off set by hand"
+    cutoff: float = option("MQL at or above this probability", "probability", example=0.4)
 
     def __post_init__(self) -> None:
         cutoff = _set_number(self, "cutoff")
         if not 0 <= cutoff <= 1:
             raise PolicyError(f"cutoff must be a probability between 0 and 1, got {cutoff:g}")
 
+    def resolve(self, y: IntArray, p: FloatArray) -> float:
+        return self.cutoff
 
-Policy: TypeAlias = (
-    CapacityPolicy | MinPrecisionPolicy | MinRecallPolicy | MaxValuePolicy | FixedPolicy
-)
-
-POLICY_TYPES: dict[str, type[Policy]] = {
-    "capacity": CapacityPolicy,
-    "min_precision": MinPrecisionPolicy,
-    "min_recall": MinRecallPolicy,
-    "max_value": MaxValuePolicy,
-    "fixed": FixedPolicy,
-}
+    def opening(self) -> str:
+        return "With a fixed cut-off,"
 
 
 def policy_from_dict(data: Mapping[str, Any]) -> Policy:
@@ -388,8 +536,8 @@ def policy_from_dict(data: Mapping[str, Any]) -> Policy:
     if not isinstance(kind, str) or kind not in POLICY_TYPES:
         raise PolicyError(f"unknown policy kind {kind!r}; use one of: {', '.join(POLICY_TYPES)}")
     cls = POLICY_TYPES[kind]
-    accepted = [f.name for f in fields(cls) if f.init]
-    required = [f.name for f in fields(cls) if f.init and f.default is MISSING]
+    accepted = [f.name for f in fields(cls)]
+    required = list(required_options(kind))
     unknown = sorted(set(data) - set(accepted) - {"kind"})
     if unknown:
         raise PolicyError(
@@ -589,64 +737,6 @@ def _same(name: str, given: float | None, policy_value: float) -> None:
         )
 
 
-def _resolve_capacity(policy: CapacityPolicy, p: FloatArray) -> float:
-    cutoff = _cutoff_for_share(p, policy.share)
-    if cutoff is None:
-        top = p.max()
-        top_share = float(np.mean(p == top))
-        raise PolicyError(
-            f"a capacity of {_count(policy.per_week)} of {_count(policy.leads_per_week)} leads"
-            f" a week ({_pct(policy.share, 1)}) is less than the {_pct(top_share, 1)} of leads"
-            f" tied at the highest probability ({_prob(top)}); raise per_week or use a fixed"
-            " cut-off"
-        )
-    return cutoff
-
-
-def _resolve_min_precision(policy: MinPrecisionPolicy, y: IntArray, p: FloatArray) -> float:
-    counts = _counts_at(y, p, _distinct_desc(p))
-    meets = counts.true_positives >= policy.min_precision * counts.n_mql - _EPS
-    if not meets.any():
-        best = int(np.nanargmax(counts.precision))
-        raise PolicyError(
-            f"no cut-off reaches a precision of {_pct(policy.min_precision)}: the highest on the"
-            f" holdout is {_pct(counts.precision[best], 1)} (probability >="
-            f" {_prob(counts.cutoffs[best])}, {counts.n_mql[best]:,} leads); lower min_precision"
-        )
-    return float(counts.cutoffs[np.flatnonzero(meets)[-1]])
-
-
-def _resolve_min_recall(policy: MinRecallPolicy, y: IntArray, p: FloatArray) -> float:
-    counts = _counts_at(y, p, _distinct_desc(p))
-    meets = counts.true_positives >= policy.min_recall * counts.positives - _EPS
-    # Recall only grows as the cut-off falls, and the lowest cut-off has recall 1.
-    return float(counts.cutoffs[np.flatnonzero(meets)[0]])
-
-
-def _resolve_max_value(policy: MaxValuePolicy, y: IntArray, p: FloatArray) -> float:
-    deal, cost = policy.deal_value, policy.cost_per_contact
-    if policy.basis == "calibrated":
-        cutoff = cost / deal
-        if not np.any(p >= cutoff):
-            raise PolicyError(
-                f"no holdout lead reaches probability {_prob(cutoff)} (cost {_count(cost)} /"
-                f" deal {_count(deal)}; the highest is {_prob(p.max())}), so none is worth"
-                " contacting; check deal_value and cost_per_contact"
-            )
-        return cutoff
-    counts = _counts_at(y, p, _distinct_desc(p))
-    value = counts.value_per_lead(deal, cost)
-    best = int(np.argmax(value))  # the first maximum is the highest cut-off among equals
-    if value[best] <= 0:
-        raise PolicyError(
-            f"no cut-off has a positive expected value with a deal worth {_count(deal)} and a"
-            f" contact costing {_count(cost)}: the best is {value[best]:.3g} per lead at"
-            f" probability >= {_prob(counts.cutoffs[best])}; check deal_value and"
-            " cost_per_contact"
-        )
-    return float(counts.cutoffs[best])
-
-
 def _sentence(
     policy: Policy,
     cutoff: float,
@@ -654,29 +744,7 @@ def _sentence(
     mqls_per_week: float | None,
     value_per_lead: float | None,
 ) -> str:
-    if isinstance(policy, CapacityPolicy):
-        opening = (
-            f"Sales can work {_count(policy.per_week)} of {_count(policy.leads_per_week)} leads"
-            " a week, so"
-        )
-    elif isinstance(policy, MinPrecisionPolicy):
-        opening = f"For at least {_pct(policy.min_precision)} of MQLs to convert,"
-    elif isinstance(policy, MinRecallPolicy):
-        opening = f"To capture at least {_pct(policy.min_recall)} of all conversions,"
-    elif isinstance(policy, MaxValuePolicy):
-        worth = (
-            f"With a deal worth {_count(policy.deal_value)} and a contact costing"
-            f" {_count(policy.cost_per_contact)},"
-        )
-        if policy.basis == "calibrated":
-            opening = (
-                f"{worth} a lead is worth contacting when its probability is at least"
-                f" {_count(policy.cost_per_contact)} / {_count(policy.deal_value)}, so"
-            )
-        else:
-            opening = f"{worth} expected value on the holdout is highest when"
-    else:
-        opening = "With a fixed cut-off,"
+    opening = policy.opening()
     if counts.n_mql[0] == 0:
         return (
             f"{opening} no holdout lead reaches probability {_prob(cutoff)}, so there are no MQLs."
@@ -716,23 +784,18 @@ def resolve_policy(
     different value as well is an error. Raises `PolicyError` when the policy cannot be met.
     """
     y, p = _checked(y_true, proba)
-    if isinstance(policy, CapacityPolicy):
-        _same("leads_per_week", leads_per_week, policy.leads_per_week)
-        leads_per_week = policy.leads_per_week
-        cutoff = _resolve_capacity(policy, p)
-    elif isinstance(policy, MinPrecisionPolicy):
-        cutoff = _resolve_min_precision(policy, y, p)
-    elif isinstance(policy, MinRecallPolicy):
-        cutoff = _resolve_min_recall(policy, y, p)
-    elif isinstance(policy, MaxValuePolicy):
-        _same("deal_value", deal_value, policy.deal_value)
-        _same("cost_per_contact", cost_per_contact, policy.cost_per_contact)
-        deal_value, cost_per_contact = policy.deal_value, policy.cost_per_contact
-        cutoff = _resolve_max_value(policy, y, p)
-    elif isinstance(policy, FixedPolicy):
-        cutoff = policy.cutoff
-    else:
+    if not isinstance(policy, Policy):
         raise PolicyError(f"unknown policy {policy!r}; use one of: {', '.join(POLICY_TYPES)}")
+    given = {
+        "leads_per_week": leads_per_week,
+        "deal_value": deal_value,
+        "cost_per_contact": cost_per_contact,
+    }
+    for name, own in policy.own_figures().items():
+        _same(name, given[name], own)
+        given[name] = own
+    leads_per_week, deal_value, cost_per_contact = given.values()
+    cutoff = policy.resolve(y, p)
 
     weekly = _positive("leads_per_week", leads_per_week)
     value = _value_inputs(deal_value, cost_per_contact)
