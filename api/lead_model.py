@@ -50,15 +50,13 @@ from leadml.schema import (
     normalise_placeholders,
     parse_moment,
 )
+from leadml.validation import EARLIEST_MOMENT, LATEST_MOMENT, read_value, value_problem
 
 DEFAULT_ID_FIELD = "lead_id"
 #: Categories listed in a field's description; the rest are counted.
 LISTED_CATEGORIES = 30
 #: Categories given as JSON schema examples.
 EXAMPLE_CATEGORIES = 5
-# Within what pandas can hold (nanoseconds since 1970), as the MLflow model's frames need.
-_EARLIEST = datetime(1677, 9, 22)
-_LATEST = datetime(2262, 4, 11)
 
 
 # --------------------------------------------------------------------------- value checks
@@ -93,6 +91,21 @@ def _required(blank: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return check
 
 
+def _library_rules(spec: ColumnSpec, placeholders: frozenset[str]) -> Callable[[Any], Any]:
+    """The library's rule for one field (leadml.validation), asked before pydantic converts the
+    value, so the API refuses what the scorer would refuse and reads values as it reads them."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return None
+        problem = value_problem(spec, value, placeholders)
+        if problem is not None:
+            raise PydanticCustomError("lead_value", "Input {problem}", {"problem": problem})
+        return read_value(spec, value)
+
+    return check
+
+
 def _not_boolean(value: Any) -> Any:
     if isinstance(value, bool):
         raise PydanticCustomError("number_type", "Input should be a number, not true/false")
@@ -123,7 +136,7 @@ def _as_moment(reading: DateReading | None) -> Callable[[Any], Any]:
                 raise PydanticCustomError(
                     "datetime_range", "Input is not a representable time"
                 ) from None
-        if moment is not None and not _EARLIEST <= moment <= _LATEST:
+        if moment is not None and not EARLIEST_MOMENT <= moment <= LATEST_MOMENT:
             raise PydanticCustomError(
                 "datetime_range", "Input should be a date between 1678 and 2261"
             )
@@ -161,12 +174,14 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
     """(annotation, FieldInfo) of one feature of the schema."""
     blank = _blank(placeholders)
     check = _required(blank) if spec.required else blank
+    rules = BeforeValidator(_library_rules(spec, placeholders))
     need = "Required." if spec.required else "Optional; null or a placeholder means missing."
     default: Any = ... if spec.required else None
     extra: dict[str, Any] = {}
     if spec.role is Role.NUMERIC:
         base: Any = int if spec.integer else Annotated[float, Field(allow_inf_nan=False)]
-        validators = [BeforeValidator(_not_boolean), BeforeValidator(check)]
+        # Before-validators run last to first: the required check, the library's rules, ours.
+        validators = [BeforeValidator(_not_boolean), rules, BeforeValidator(check)]
         what = "Whole number." if spec.integer else "Number."
         annotation: Any = Annotated[base if spec.required else base | None, *validators]
     elif spec.role is Role.BOOLEAN:
@@ -178,11 +193,11 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
             options.append({"type": "null"})
         json_schema = WithJsonSchema({"anyOf": options})
         base = bool if spec.required else bool | None
-        annotation = Annotated[base, BeforeValidator(check), json_schema]
+        annotation = Annotated[base, rules, BeforeValidator(check), json_schema]
         what = 'true/false or "Yes"/"No".'
     elif spec.role is Role.CATEGORICAL:
         base = str if spec.required else str | None
-        annotation = Annotated[base, BeforeValidator(check)]
+        annotation = Annotated[base, rules, BeforeValidator(check)]
         what = _described_categories(spec)
         if spec.categories:
             extra["x-known-categories"] = list(spec.categories)
@@ -192,7 +207,7 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
     else:
         base = datetime if spec.required else datetime | None
         annotation = Annotated[
-            base, BeforeValidator(_as_moment(spec.date_reading)), BeforeValidator(check)
+            base, BeforeValidator(_as_moment(spec.date_reading)), rules, BeforeValidator(check)
         ]
         what = "Date and time, ISO 8601, years 1678-2261 (a time zone is converted to UTC)."
         if spec.date_reading is not None:

@@ -1,8 +1,9 @@
 """What a valid lead is: the one rule set, for leads as dicts and for frames of leads.
 
 The scorer checks every lead with these functions before it scores it, and the explainer before
-it explains one. The rules come from the `LeadSchema`: which fields are required, and each
-field's role.
+it explains one; the API's request model asks `value_problem` for each field, so the library and
+the API accept and refuse the same leads. The rules come from the `LeadSchema`: which fields are
+required, and each field's role.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ import pandas as pd
 
 from leadml.errors import DataError
 from leadml.schema import (
+    ColumnSpec,
     LeadSchema,
     Role,
     blank_placeholders,
@@ -27,6 +30,10 @@ from leadml.schema import (
     parse_boolean,
     parse_moment,
 )
+
+# Within what pandas can hold (nanoseconds since 1970), as the model's frames need.
+EARLIEST_MOMENT = datetime(1677, 9, 22)
+LATEST_MOMENT = datetime(2262, 4, 11)
 
 
 @dataclass(frozen=True)
@@ -52,35 +59,75 @@ class LeadValidationError(DataError):
         super().__init__(f"{shown}{more}; fix these fields and score again")
 
 
+def value_problem(spec: ColumnSpec, value: Any, placeholders: frozenset[str]) -> str | None:
+    """What is wrong with one field's value of a lead given as a dict, or None if nothing is.
+
+    The one rule set for single leads: the scorer checks every field with it, and the API's
+    request model asks it before its own type conversion (tests/test_validation.py checks
+    that both accept and refuse the same leads).
+    """
+    if is_missing(value, placeholders):
+        return "is required" if spec.required else None
+    if spec.role is Role.NUMERIC:
+        if isinstance(value, bool):
+            return "must be a number, not true/false"
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            return f"must be a number, got {value!r}"
+        if not math.isfinite(number):
+            return "must be a finite number"
+        if spec.integer and not number.is_integer():
+            return f"must be a whole number, got {value!r}"
+    elif spec.role is Role.BOOLEAN:
+        if math.isnan(parse_boolean(value)):
+            return f"must be yes/no or true/false, got {value!r}"
+    elif spec.role is Role.DATETIME:
+        if not isinstance(value, str | datetime):
+            return f"must be a date as text, got {value!r}"
+        moment = parse_moment(value, spec.date_reading)
+        if moment is None:
+            return f"must be a date, got {value!r}"
+        if not _representable(moment):
+            return "must be a date between 1678 and 2261"
+    elif spec.role is Role.CATEGORICAL and (
+        isinstance(value, bool) or not isinstance(value, str | int | float)
+    ):
+        return f"must be text, got {type(value).__name__}"
+    return None
+
+
+def _representable(moment: datetime) -> bool:
+    if moment.tzinfo is not None:
+        try:
+            moment = moment.astimezone(UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):
+            return False
+    try:
+        return bool(EARLIEST_MOMENT <= moment <= LATEST_MOMENT)
+    except (OverflowError, ValueError):  # a Timestamp beyond what datetime holds
+        return False
+
+
+def read_value(spec: ColumnSpec, value: Any) -> Any:
+    """A value `value_problem` accepts, read as the model reads it: numbers as numbers (whole
+    ones as int), yes/no words as booleans; text and dates as given."""
+    if spec.role is Role.NUMERIC:
+        number = float(value)
+        return int(number) if spec.integer else number
+    if spec.role is Role.BOOLEAN:
+        return bool(parse_boolean(value))
+    return value
+
+
 def _record_errors(
     record: Mapping[str, Any], schema: LeadSchema, placeholders: frozenset[str], row: int | None
 ) -> list[FieldError]:
     errors: list[FieldError] = []
     for spec in schema.features:
-        value: Any = record.get(spec.name)
-        if is_missing(value, placeholders):
-            if spec.required:
-                errors.append(FieldError(spec.name, "is required", row))
-            continue
-        if spec.role is Role.NUMERIC:
-            if isinstance(value, bool):
-                errors.append(FieldError(spec.name, "must be a number, not true/false", row))
-                continue
-            try:
-                number = float(value)
-            except (TypeError, ValueError):
-                errors.append(FieldError(spec.name, f"must be a number, got {value!r}", row))
-                continue
-            if math.isinf(number):
-                errors.append(FieldError(spec.name, "must be a finite number", row))
-        elif spec.role is Role.BOOLEAN and math.isnan(parse_boolean(value)):
-            errors.append(
-                FieldError(spec.name, f"must be yes/no or true/false, got {value!r}", row)
-            )
-        elif spec.role is Role.DATETIME and parse_moment(value, spec.date_reading) is None:
-            errors.append(FieldError(spec.name, f"must be a date, got {value!r}", row))
-        elif spec.role is Role.CATEGORICAL and not isinstance(value, str | int | float):
-            errors.append(FieldError(spec.name, f"must be text, got {type(value).__name__}", row))
+        problem = value_problem(spec, record.get(spec.name), placeholders)
+        if problem is not None:
+            errors.append(FieldError(spec.name, problem, row))
     return errors
 
 
