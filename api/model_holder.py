@@ -80,6 +80,12 @@ class ModelHolder:
             self.last_error = None
         return previous
 
+    def verified(self) -> None:
+        """The source was loaded and checked again and is what is served: no error stands."""
+        with self._lock:
+            self.last_reload_at = datetime.now(UTC)
+            self.last_error = None
+
     def refused(self, error: Refusal) -> None:
         with self._lock:
             self.last_reload_at = error.at
@@ -126,7 +132,7 @@ class Reloader:
                     self._log_poll_error(message)
                 return ReloadResult("refused", now_version, now_version, message)
             self._poll_error = None
-            if current is not None and target == current.fingerprint:
+            if poll and current is not None and target == current.fingerprint:
                 return ReloadResult(
                     "unchanged", now_version, now_version, f"already serving {target}"
                 )
@@ -134,6 +140,8 @@ class Reloader:
                 return ReloadResult(
                     "unchanged", now_version, now_version, f"{target} was refused before"
                 )
+            # An admin call loads and verifies the files again even when nothing seems to have
+            # moved: a damaged or edited file is found now, not at the next restart.
             return await self._load_and_swap(current, target)
 
     async def _load_and_swap(self, current: ServingModel | None, target: str) -> ReloadResult:
@@ -159,6 +167,15 @@ class Reloader:
             )
             return ReloadResult(
                 "refused", now_version, now_version, f"refused {target}: {refusal.message}"
+            )
+        if current is not None and model.fingerprint == current.fingerprint:
+            self._refused = None
+            self.holder.verified()
+            return ReloadResult(
+                "unchanged",
+                now_version,
+                now_version,
+                f"verified {target} again; already serving it",
             )
         previous = self.holder.swap(model)
         self._refused = None

@@ -1,8 +1,8 @@
 """A model ready to serve: loaded, checked, compiled, with its request model, reasons and policy.
 
 `load_serving_model` is the only way a model gets into the API, at start and on every reload, and
-it refuses a model that cannot be trusted: a pipeline whose sha256 differs from model.json
-(tampered), a pipeline that no longer reproduces the probabilities it gave its own holdout leads
+it refuses a model that cannot be trusted: a bundle whose signature does not verify with the
+signing key (tampered, foreign or unsigned; checked before anything in it is opened), a pipeline that no longer reproduces the probabilities it gave its own holdout leads
 at training time, or one that fails to score the example lead end to end (request model ->
 probability -> policy -> reasons). The checks run in a worker thread while the old model serves.
 """

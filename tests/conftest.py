@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,12 @@ import pytest
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+# Models are signed and verified with a key kept outside every model folder: one for the whole
+# session, in a private temporary folder (never the user's own ~/.config/leadml key).
+os.environ.setdefault(
+    "LEADML_MODEL_SIGNING_KEY_FILE",
+    str(Path(tempfile.mkdtemp(prefix="leadml-signing-")) / "model-signing.key"),
+)
 
 from leadml import demo
 from leadml.train import TrainConfig, TrainResult, train_model

@@ -5,19 +5,26 @@
   pipeline.joblib   the calibrated scikit-learn pipeline
   model.json        schema, metrics, library versions, sha256 of pipeline.joblib, reference quantiles
   holdout.parquet   the holdout leads with outcome and probability (threshold tables, promotion)
+  signature.json    sha256 of the three files above and an HMAC over them (leadml.signing)
 ```
 
 The same folder is logged to MLflow inside the pyfunc model and exported to `models/<name>/`, so
-scoring works with or without MLflow at hand. Loading refuses a pipeline whose sha256 differs.
+scoring works with or without MLflow at hand. `read_bundle` reads every file into memory once,
+checks the signature with the signing key (held outside the folder), and only then parses them:
+nothing is unpickled, and nothing is read again from disk, before the whole bundle verified.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import os
 import platform
 import shutil
-from dataclasses import dataclass, replace
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +36,16 @@ from sklearn.pipeline import Pipeline
 
 from leadml.errors import ModelError
 from leadml.schema import LeadSchema
+from leadml.signing import (
+    SIGNATURE_FILE,
+    SigningKey,
+    manifest_digest,
+    sha256_hex,
+    signature_for,
+    signing_key,
+    verify,
+    verifying_key,
+)
 
 if TYPE_CHECKING:
     from leadml.train import TrainResult
@@ -37,6 +54,10 @@ FORMAT_VERSION = 1
 PIPELINE_FILE = "pipeline.joblib"
 METADATA_FILE = "model.json"
 HOLDOUT_FILE = "holdout.parquet"
+#: The files the signature covers; a bundle holds exactly these and signature.json.
+SIGNED_FILES = (PIPELINE_FILE, METADATA_FILE, HOLDOUT_FILE)
+#: Largest bundle file read into memory for verification (a pipeline of a big LightGBM is MBs).
+MAX_FILE_BYTES = 2 * 1024**3
 #: Columns added to the holdout frame beside the lead's own fields.
 OUTCOME_COLUMN = "__outcome"
 PROBABILITY_COLUMN = "__probability"
@@ -124,13 +145,17 @@ class Bundle:
     pipeline: Pipeline
     info: ModelInfo
     folder: Path
+    #: The verified contents of the signed files (name -> bytes), as they were checked.
+    files: Mapping[str, bytes] = field(default_factory=dict, repr=False)
+    #: sha256 over the signed files' digests: one value for the whole bundle.
+    digest: str = ""
 
     def holdout(self) -> pd.DataFrame:
-        """The holdout leads with `__outcome` and `__probability` columns."""
-        path = self.folder / HOLDOUT_FILE
-        if not path.exists():
+        """The holdout leads with `__outcome` and `__probability` columns (as verified)."""
+        content = self.files.get(HOLDOUT_FILE)
+        if content is None:
             raise ModelError(f"{self.folder} has no {HOLDOUT_FILE}; retrain to get one")
-        return pd.read_parquet(path)
+        return pd.read_parquet(io.BytesIO(content))
 
     def holdout_parts(self) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """Outcomes, probabilities at training time, and the leads of the holdout."""
@@ -150,8 +175,9 @@ def write_bundle(
     holdout: pd.DataFrame,
     holdout_y: np.ndarray,
     holdout_proba: np.ndarray,
+    key: SigningKey | None = None,
 ) -> ModelInfo:
-    """Write a bundle; returns the info with the pipeline's sha256 filled in."""
+    """Write and sign a bundle; returns the info with the pipeline's sha256 filled in."""
     folder.mkdir(parents=True, exist_ok=True)
     pipeline_path = folder / PIPELINE_FILE
     joblib.dump(pipeline, pipeline_path, compress=3)
@@ -165,7 +191,26 @@ def write_bundle(
             holdout_frame[column] = holdout_frame[column].astype("string")
     holdout_frame.to_parquet(folder / HOLDOUT_FILE, index=False)
     write_info(folder, info)
+    sign_folder(folder, key)
     return info
+
+
+def written_digest(folder: Path) -> str:
+    """The digest of a bundle this process has just written and signed (not a verification)."""
+    signature = json.loads((folder / SIGNATURE_FILE).read_text())
+    return manifest_digest(signature["files"])
+
+
+def sign_folder(folder: Path, key: SigningKey | None = None) -> str:
+    """Write signature.json for the bundle files in `folder`; returns the bundle digest.
+
+    Only for files this process has just written: signing vouches for whatever is there.
+    """
+    key = key or signing_key()
+    files = {name: (folder / name).read_bytes() for name in SIGNED_FILES}
+    signature = signature_for(files, key)
+    (folder / SIGNATURE_FILE).write_text(json.dumps(signature, indent=2))
+    return verify(folder, (folder / SIGNATURE_FILE).read_bytes(), files, key)
 
 
 def write_trained_bundle(
@@ -205,40 +250,100 @@ def write_info(folder: Path, info: ModelInfo) -> None:
     (folder / METADATA_FILE).write_text(json.dumps(info.to_dict(), indent=2))
 
 
+def _parse_info(content: bytes, where: Path) -> ModelInfo:
+    try:
+        return ModelInfo.from_dict(json.loads(content))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ModelError(f"{where} is damaged ({error}); export the model again") from None
+
+
 def read_info(folder: Path) -> ModelInfo:
+    """What model.json says, NOT verified: for listings and change detection only. Anything
+    that scores, sets a policy or promotes uses `read_bundle`."""
     path = folder / METADATA_FILE
     if not path.exists():
         raise ModelError(f"{folder} is not a leadml model: {METADATA_FILE} is missing")
+    return _parse_info(path.read_bytes(), path)
+
+
+def _read_small(path: Path) -> bytes | None:
     try:
-        return ModelInfo.from_dict(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as error:
-        raise ModelError(f"{path} is damaged ({error}); export the model again") from None
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return None
+    if size > MAX_FILE_BYTES:
+        raise ModelError(f"{path} is {size:,} bytes, larger than any leadml model file")
+    return path.read_bytes()
 
 
-def read_bundle(folder: Path) -> Bundle:
-    """Load a bundle, refusing a pipeline file whose sha256 does not match model.json."""
+def folder_fingerprint(folder: Path) -> str:
+    """The bundle digest of the files as they are on disk now (re-hashed on every call, not
+    verified): equals `Bundle.digest` of the bundle loaded from them while they are unchanged,
+    and differs as soon as one is replaced, edited or damaged."""
+    digests = {}
+    for name in SIGNED_FILES:
+        content = _read_small(folder / name)
+        digests[name] = "missing" if content is None else sha256_hex(content)
+    return manifest_digest(digests)
+
+
+def read_bundle(
+    folder: Path,
+    key: SigningKey | None = None,
+    *,
+    expected_digest: str | None = None,
+    pinned_by: str = "",
+) -> Bundle:
+    """Load a bundle after verifying its signature with the signing key (default: from the
+    settings, see leadml.signing) and, if given, its digest against `expected_digest` (what the
+    registry pins for `pinned_by`); refuses a bundle that is unsigned, changed or foreign."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"no model folder at {folder}; train a model or check the path")
-    info = read_info(folder)
-    pipeline_path = folder / PIPELINE_FILE
-    if not pipeline_path.exists():
-        raise ModelError(f"{folder} has no {PIPELINE_FILE}; export the model again")
-    actual = sha256_of(pipeline_path)
-    if actual != info.pipeline_sha256:
+    if not (folder / METADATA_FILE).exists():
+        raise ModelError(f"{folder} is not a leadml model: {METADATA_FILE} is missing")
+    files: dict[str, bytes] = {}
+    for name in SIGNED_FILES:
+        content = _read_small(folder / name)
+        if content is None:
+            raise ModelError(f"{folder} has no {name}; export the model again")
+        files[name] = content
+    key = key or verifying_key()
+    digest = verify(folder, _read_small(folder / SIGNATURE_FILE), files, key)
+    if expected_digest is not None and digest != expected_digest:
         raise ModelError(
-            f"{pipeline_path} does not match the sha256 in {METADATA_FILE}"
-            f" ({actual[:12]}... != {info.pipeline_sha256[:12]}...); refusing a tampered model"
+            f"the files at {folder} are not the ones the registry pins for {pinned_by}"
+            f" (digest {digest[:12]}... != {expected_digest[:12]}...); refusing a substituted model"
         )
-    pipeline = joblib.load(pipeline_path)
-    return Bundle(pipeline=pipeline, info=info, folder=folder)
+    # Verified: from here on only the bytes that were checked are parsed.
+    info = _parse_info(files[METADATA_FILE], folder / METADATA_FILE)
+    if sha256_hex(files[PIPELINE_FILE]) != info.pipeline_sha256:
+        raise ModelError(f"{folder / METADATA_FILE} names another {PIPELINE_FILE}; refusing it")
+    pipeline = joblib.load(io.BytesIO(files[PIPELINE_FILE]))
+    return Bundle(pipeline=pipeline, info=info, folder=folder, files=files, digest=digest)
 
 
-def copy_bundle(source: Path, target: Path, **changes: Any) -> ModelInfo:
-    """Copy a bundle folder (e.g. to `models/<name>/`), updating model.json fields."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    info = replace(read_info(target), **changes)
-    write_info(target, info)
+def copy_bundle(
+    bundle: Bundle, target: Path, key: SigningKey | None = None, **changes: Any
+) -> ModelInfo:
+    """Write a verified bundle to `target` (e.g. `models/<name>/`) with model.json fields
+    changed, signed again. The folder is replaced whole (a reader sees the old or the new)."""
+    info = replace(bundle.info, **changes)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        for name, content in bundle.files.items():
+            (staging / name).write_bytes(content)
+        write_info(staging, info)
+        sign_folder(staging, key)
+        staging.chmod(0o755)  # mkdtemp makes it private; the folder is as readable as others
+        old = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, old / target.name)
+        os.replace(staging, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return info

@@ -6,7 +6,7 @@ side (log a training, register, promote, export) and reads through this module t
 
 A model source is either a folder (`models/<name>/`, written by `leadml promote`) or an MLflow
 URI (`models:/NAME@ALIAS`, `models:/NAME/VERSION`, `runs:/...`). Either way the bundle inside is
-opened with its sha256 checked (`bundle.read_bundle`).
+opened only after its signature verified (`bundle.read_bundle`, `leadml.signing`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leadml.bundle import BUNDLE_ARTIFACT, Bundle, read_bundle, read_info
+from leadml.bundle import BUNDLE_ARTIFACT, Bundle, folder_fingerprint, read_bundle, read_info
 from leadml.errors import ModelError
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 # more of start-up, which an API worker or a CLI command reading a model folder never needs.
 
 REGISTRY_PREFIX = "models:/"
+#: Model version tag pinning the bundle's digest (its signed files), compared before opening it:
+#: another validly signed bundle (an older version, say) put in place of this version's artifacts
+#: is refused.
+BUNDLE_DIGEST_TAG = "leadml.bundle_digest"
 
 
 def use_tracking(tracking_uri: str) -> None:
@@ -98,8 +102,24 @@ def alias_version(name: str, alias: str) -> str | None:
         return None
 
 
+def pinned_digest(name: str, version: str) -> str:
+    """The bundle digest the registry pins for a version; refuses a version without one."""
+    with mlflow_errors(f"read {name} v{version} in the registry"):
+        tags = _client().get_model_version(name, version).tags or {}
+    pinned = tags.get(BUNDLE_DIGEST_TAG)
+    if not pinned:
+        raise ModelError(
+            f"{name} v{version} has no {BUNDLE_DIGEST_TAG} tag, so its files cannot be matched to"
+            f" it; register models with `leadml train`, or tag this version with the digest of a"
+            f" bundle you trust"
+        )
+    return str(pinned)
+
+
 def load_bundle_from_mlflow(model_uri: str, tracking_uri: str | None = None) -> Bundle:
-    """Download a registered model and open the leadml bundle inside it (sha256 checked)."""
+    """Download a registered model and open the leadml bundle inside it: its signature is
+    checked with the signing key and (for a registered version) its digest against the tag the
+    registry pins, before anything in it is parsed."""
     import mlflow
 
     if tracking_uri:
@@ -111,7 +131,12 @@ def load_bundle_from_mlflow(model_uri: str, tracking_uri: str | None = None) -> 
                 artifact_uri=f"{REGISTRY_PREFIX}{name}/{version}" if name else model_uri
             )
         )
-    bundle = read_bundle(local / "artifacts" / BUNDLE_ARTIFACT)
+    pinned = pinned_digest(name, version) if name else None
+    bundle = read_bundle(
+        local / "artifacts" / BUNDLE_ARTIFACT,
+        expected_digest=pinned,
+        pinned_by=f"{name} v{version}",
+    )
     if name:
         bundle = replace(bundle, info=replace(bundle.info, name=name, version=version))
     return bundle
@@ -142,8 +167,15 @@ def source_fingerprint(source: str, tracking_uri: str | None = None) -> str:
         return f"{name}/{version}"
     if is_mlflow_uri(source):
         return source
-    info = read_info(Path(source))
-    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+    # A folder: the files as they are on disk now, so an edited model.json or a damaged
+    # pipeline file counts as a change, is loaded, fails verification and is reported.
+    folder = Path(source)
+    try:
+        info = read_info(folder)  # unverified: only names the version in messages
+        claimed = f"{info.name}/{info.version}"
+    except ModelError:
+        claimed = "?/?"
+    return f"{claimed}/{folder_fingerprint(folder)}"
 
 
 def bundle_fingerprint(source: str, bundle: Bundle) -> str:
@@ -152,8 +184,7 @@ def bundle_fingerprint(source: str, bundle: Bundle) -> str:
         return f"{bundle.info.name}/{bundle.info.version}"
     if is_mlflow_uri(source):
         return source
-    info = bundle.info
-    return f"{info.name}/{info.version}/{info.pipeline_sha256}"
+    return f"{bundle.info.name}/{bundle.info.version}/{bundle.digest}"
 
 
 def version_of(fingerprint: str) -> str | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "lead-scoring"
+DEFAULT_SIGNING_KEY_FILE = Path("~/.config/leadml/model-signing.key")
 
 
 class Settings(BaseSettings):
@@ -37,7 +38,31 @@ class Settings(BaseSettings):
         description="Comma-separated 'role:sha256hex' entries (roles: scorer, admin).",
     )
     allow_anonymous: bool = Field(
-        default=False, description="Serve without API keys (local demos only)."
+        default=False, description="Serve without API keys (local demos only, loopback only)."
+    )
+    anonymous_role: str = Field(
+        default="scorer",
+        description="What an anonymous caller may do: scorer (default), or admin for a local demo.",
+    )
+    public_docs: bool = Field(
+        default=False,
+        description="Serve /docs and /openapi.json without a key even when keys are configured.",
+    )
+    model_signing_key: SecretStr | None = Field(
+        default=None, description="Key that signs and verifies model bundles (32+ characters)."
+    )
+    model_signing_key_file: Path = Field(
+        default=DEFAULT_SIGNING_KEY_FILE,
+        description="Key file used when LEADML_MODEL_SIGNING_KEY is unset (made by training).",
+    )
+    workers_dir: Path | None = Field(
+        default=None,
+        description="Shared folder of the workers of one `leadml serve --workers N` (set by it).",
+    )
+    worker_sync_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Workers look for a reload or policy change made by another worker this often.",
     )
     max_batch_leads: int = Field(default=1000, ge=1, description="Most leads in one batch call.")
     max_body_bytes: int = Field(default=5_000_000, ge=1024, description="Largest request body.")

@@ -18,7 +18,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
-from leadml.bundle import BUNDLE_ARTIFACT, copy_bundle, library_versions, write_trained_bundle
+from leadml.bundle import (
+    BUNDLE_ARTIFACT,
+    copy_bundle,
+    library_versions,
+    write_trained_bundle,
+    written_digest,
+)
 from leadml.errors import ModelError
 from leadml.evaluate import holdout_metrics
 from leadml.mlflow_model import LeadScoringModel, input_example, signature_for
@@ -32,6 +38,7 @@ from leadml.plots import (
 from leadml.policy import DEFAULT_TOP_SHARE, Holdout, default_preview
 from leadml.registry import (
     AUDIT_TAG_PREFIX,
+    BUNDLE_DIGEST_TAG,
     AliasMove,
     alias_version,
     load_bundle_from_mlflow,
@@ -133,6 +140,7 @@ def log_training(
                     mlflow.log_artifact(str(_save_figure(figure, folder / name)), "plots")
                 bundle_dir = folder / BUNDLE_ARTIFACT
                 write_trained_bundle(bundle_dir, result, name=model_name, run_id=run.info.run_id)
+                digest = written_digest(bundle_dir)
                 logged = mlflow.pyfunc.log_model(
                     name=MODEL_ARTIFACT,
                     python_model=LeadScoringModel(),
@@ -148,6 +156,7 @@ def log_training(
                 )
         version = str(logged.registered_model_version)
         client = MlflowClient()
+        client.set_model_version_tag(model_name, version, BUNDLE_DIGEST_TAG, digest)
         client.set_registered_model_alias(model_name, CHALLENGER, version)
         client.update_model_version(model_name, version, description=card.split("\n## ")[0])
     return LoggedModel(
@@ -311,5 +320,5 @@ def export_model(model_uri: str, models_dir: Path) -> Path:
     """Copy a registered model's bundle to `models_dir/<name>/` for scoring without MLflow."""
     bundle = load_bundle_from_mlflow(model_uri)
     target = models_dir / bundle.info.name
-    copy_bundle(bundle.folder, target, name=bundle.info.name, version=bundle.info.version)
+    copy_bundle(bundle, target, name=bundle.info.name, version=bundle.info.version)
     return target

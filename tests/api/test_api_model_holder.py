@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 
 from api.main import create_app
 from conftest import TrainedModel
-from leadml.bundle import PIPELINE_FILE, read_info, write_info
-from leadml.registry import use_tracking
+from leadml.bundle import PIPELINE_FILE, read_info, sign_folder, write_info
+from leadml.registry import BUNDLE_DIGEST_TAG, use_tracking
 from leadml.tracking import CHAMPION, log_training
 
 RELOAD_NAME = "api-reload-test"
@@ -38,6 +38,9 @@ def two_versions(trained: TrainedModel) -> tuple[str, str]:
     client = MlflowClient()
     source = client.get_model_version(trained.model_name, trained.version).source
     first = mlflow.register_model(source, RELOAD_NAME).version
+    # The same files as the champion: the registry pins the same bundle digest for them.
+    pinned = client.get_model_version(trained.model_name, trained.version).tags
+    client.set_model_version_tag(RELOAD_NAME, first, BUNDLE_DIGEST_TAG, pinned[BUNDLE_DIGEST_TAG])
     second = log_training(trained.result, model_name=RELOAD_NAME, experiment="tests").version
     client.set_registered_model_alias(RELOAD_NAME, CHAMPION, first)
     return str(first), str(second)
@@ -181,6 +184,7 @@ def test_a_model_that_no_longer_reproduces_its_holdout_is_refused(
         holdout.to_parquet(folder / "holdout.parquet", index=False)
         info = read_info(folder)
         write_info(folder, replace(info, version="100"))
+        sign_folder(folder)  # signed by the key holder, yet not what the model gives
         refused = client.post("/v1/admin/reload", headers=ADMIN)
         assert refused.status_code == 409
         assert "probabilities it gave at training" in refused.json()["message"]
