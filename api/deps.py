@@ -7,6 +7,7 @@ so the scoring routes take one, `ScoringDep` (key, model and policy at once).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -28,26 +29,45 @@ api_key_header = APIKeyHeader(
     description="An API key; its role (scorer or admin) decides what it may do.",
 )
 ApiKey = Annotated[str | None, Security(api_key_header)]
-_ALL_ROLES = frozenset(Role)
 _CHALLENGE = {"WWW-Authenticate": f'APIKey header="{HEADER}"'}
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the roles their key carries (all roles when anonymous access is on)."""
+    """Who is calling: the roles their key carries (LEADML_ANONYMOUS_ROLE's when anonymous)."""
 
     roles: frozenset[Role]
     anonymous: bool
 
 
+def is_loopback(request: Request) -> bool:
+    host = request.client.host if request.client is not None else ""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def authorize(request: Request, key: str | None, role: Role) -> Principal:
-    """The caller, if their key (or anonymous access) grants `role`; else 401 or 403."""
+    """The caller, if their key (or anonymous access) grants `role`; else 401 or 403.
+
+    Anonymous access exists only when no keys are configured (the start refuses both at once),
+    grants LEADML_ANONYMOUS_ROLE's roles (scorer unless set), and only to callers on this machine.
+    """
     state = request.app.state
-    anonymous_allowed: bool = state.settings.allow_anonymous
     keys: ApiKeys = state.api_keys
-    if not key or (anonymous_allowed and not keys):
-        if anonymous_allowed:
-            return Principal(_ALL_ROLES, anonymous=True)
+    if not keys:
+        anonymous: frozenset[Role] = state.anonymous_roles
+        if not is_loopback(request):
+            raise HTTPException(403, "anonymous access is for callers on the server's machine")
+        if role not in anonymous:
+            raise HTTPException(
+                403,
+                f"this needs the {role.value} role; anonymous callers do not have it"
+                f" (LEADML_ANONYMOUS_ROLE={role.value} grants it, for a local demo)",
+            )
+        return Principal(anonymous, anonymous=True)
+    if not key:
         raise HTTPException(401, f"send an API key in the {HEADER} header", headers=_CHALLENGE)
     roles = keys.roles_of(key)
     if not roles:
@@ -144,5 +164,6 @@ ReloaderDep = Annotated[Reloader, Depends(get_reloader)]
 ScoringDep = Annotated[Scoring, Depends(get_scoring)]
 #: The caller may score leads (scorer or admin key, or anonymous access).
 ScorerRole = Annotated[Principal, Depends(require_scorer)]
-#: The caller may reload the model and change the MQL policy (admin key, or anonymous access).
+#: The caller may reload the model and change the MQL policy (admin key; anonymous only when
+#: LEADML_ANONYMOUS_ROLE=admin).
 AdminRole = Annotated[Principal, Depends(require_admin)]

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -112,6 +113,21 @@ def _not_boolean(value: Any) -> Any:
     return value
 
 
+def _fits_a_float(value: Any) -> Any:
+    """Whole numbers beyond a float's range (about 1.8e308) cannot be scored: a 422, not a crash
+    in the model's arithmetic."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            raise PydanticCustomError(
+                "finite_number",
+                "Input should be a finite number; a {digits}-digit whole number is too large",
+                {"digits": len(str(abs(value)))},
+            ) from None
+    return value
+
+
 def _as_moment(reading: DateReading | None) -> Callable[[Any], Any]:
     """ISO 8601 text (or anything pandas reads as a date) -> naive UTC datetime.
 
@@ -179,9 +195,18 @@ def _field(spec: ColumnSpec, placeholders: frozenset[str], example: Any) -> tupl
     default: Any = ... if spec.required else None
     extra: dict[str, Any] = {}
     if spec.role is Role.NUMERIC:
-        base: Any = int if spec.integer else Annotated[float, Field(allow_inf_nan=False)]
-        # Before-validators run last to first: the required check, the library's rules, ours.
-        validators = [BeforeValidator(_not_boolean), rules, BeforeValidator(check)]
+        base: Any = (
+            Annotated[int, AfterValidator(_fits_a_float)]
+            if spec.integer
+            else Annotated[float, Field(allow_inf_nan=False)]
+        )
+        # Before-validators run last to first: ours, the required check, the library's rules.
+        validators = [
+            BeforeValidator(_not_boolean),
+            rules,
+            BeforeValidator(check),
+            BeforeValidator(_fits_a_float),
+        ]
         what = "Whole number." if spec.integer else "Number."
         annotation: Any = Annotated[base if spec.required else base | None, *validators]
     elif spec.role is Role.BOOLEAN:

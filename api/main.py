@@ -13,24 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from api.keys import ApiKeys, KeyConfigError
+from api.keys import GRANTS, ApiKeys, KeyConfigError, Role
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_holder import ModelHolder, Refusal, Reloader
 from api.pages import install_pages
 from api.policies import PolicyCache, ServingPolicyBook
-from api.routes import admin, health, leads, model, mql_policy
+from api.routes import admin, docs, export, health, leads, model, mql_policy
+from api.security import SecurityHeaders
 from api.serving import ServingModel, load_serving_model
+from api.workers import WorkerHeader, WorkerSync
 from leadml.errors import DataError, LeadmlError
 from leadml.registry import source_fingerprint
 from leadml.settings import Settings
@@ -56,13 +61,51 @@ def access_keys(settings: Settings) -> ApiKeys:
         keys = ApiKeys.parse(settings.api_keys)
     except KeyConfigError as error:
         raise StartupError(f"LEADML_API_KEYS: {error}") from None
+    if keys and settings.allow_anonymous:
+        raise StartupError(
+            "LEADML_ALLOW_ANONYMOUS=true and LEADML_API_KEYS are both set (check the environment"
+            " and .env): anonymous access would bypass the keys; unset one of them"
+        )
     if not keys and not settings.allow_anonymous:
         raise StartupError(
             "no API keys are configured: set LEADML_API_KEYS to 'scorer:<sha256>,admin:<sha256>'"
             " (make them with `python -m api.keys new --role scorer`), or set"
             " LEADML_ALLOW_ANONYMOUS=true to serve without keys (local demos only)"
         )
+    anonymous_roles(settings)
     return keys
+
+
+def check_serving(settings: Settings, host: str) -> ApiKeys:
+    """`access_keys`, and anonymous access bound to loopback only (for `leadml serve`)."""
+    keys = access_keys(settings)
+    if not keys and not is_loopback_host(host):
+        raise StartupError(
+            f"anonymous access (LEADML_ALLOW_ANONYMOUS=true) serves this machine only, not"
+            f" --host {host}: use --host 127.0.0.1, or configure LEADML_API_KEYS instead"
+        )
+    return keys
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def anonymous_roles(settings: Settings) -> frozenset[Role]:
+    """What an anonymous caller may do: LEADML_ANONYMOUS_ROLE's grants (scorer by default)."""
+    try:
+        role = Role(settings.anonymous_role.strip().lower())
+    except ValueError:
+        raise StartupError(
+            f"LEADML_ANONYMOUS_ROLE={settings.anonymous_role!r} is not a role; use one of"
+            f" {', '.join(r.value for r in Role)}"
+        ) from None
+    return GRANTS[role]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -77,20 +120,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1",
         lifespan=_lifespan,
         responses={500: {"description": "A bug: please report it."}},
+        # /docs and /openapi.json are routes of their own (api/routes/docs.py): they need a key.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.api_keys = keys
+    app.state.anonymous_roles = anonymous_roles(settings) if not keys else frozenset()
     app.state.metrics = metrics
     app.state.holder = ModelHolder()
+    app.state.worker_sync = None  # the lifespan joins the other workers, if there are any
     # The scoring routes first: a request is matched against the routes in this order.
-    for router in (leads.router, health.router, model.router, admin.router, mql_policy.router):
+    for router in (
+        leads.router,
+        health.router,
+        model.router,
+        admin.router,
+        mql_policy.router,
+        export.router,
+        docs.router,
+    ):
         app.include_router(router)
     # -- web pages (api/pages.py): HTML shells at /, /lead, /policy and their /static files --
     install_pages(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(SecurityHeaders)
+    if settings.workers_dir is not None:
+        app.add_middleware(WorkerHeader)
     # A user-fixable error reaching here: bad data is the caller's (422); a model, policy or
     # store problem is the server's state (503). Anything else is a bug (500).
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(LeadmlError, _unavailable)
     app.openapi = _openapi_with_lead_schema(app)  # type: ignore[method-assign]
@@ -103,10 +164,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     _announce_access(settings, app.state.api_keys)
     store = Store.from_url(settings.database_url)
     await anyio.to_thread.run_sync(_migrate, store)
+    sync = WorkerSync(settings.workers_dir) if settings.workers_dir is not None else None
+    app.state.worker_sync = sync
+
+    def policy_changed() -> None:  # a policy set here counts from the next score, everywhere
+        policies.invalidate()
+        if sync is not None:
+            sync.bump("policy")
+
     book = ServingPolicyBook(
-        store,
-        on_change=lambda: policies.invalidate(),  # a policy set here counts from the next score
-        cache_seconds=settings.policy_refresh_seconds,
+        store, on_change=policy_changed, cache_seconds=settings.policy_refresh_seconds
     )
     policies = PolicyCache(book, settings.policy_refresh_seconds)
     holder: ModelHolder = app.state.holder
@@ -117,6 +184,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         load=lambda: load_serving_model(settings, book, policies),
         on_swap=_on_swap(app, policies),
         on_refuse=_on_refuse(app),
+        on_asked=(lambda: sync.bump("reload")) if sync is not None else (lambda: None),
     )
     app.state.policy_book = book
     app.state.policies = policies
@@ -141,17 +209,60 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.serving_uri,
         first.predictor.kind,
     )
-    poller = None
+    tasks = []
     if settings.reload_interval_seconds > 0:
-        poller = asyncio.create_task(reloader.poll_forever(settings.reload_interval_seconds))
+        tasks.append(asyncio.create_task(reloader.poll_forever(settings.reload_interval_seconds)))
+    if sync is not None:
+        publish_worker(app)
+        tasks.append(
+            asyncio.create_task(follow_workers(app, sync, reloader, settings.worker_sync_seconds))
+        )
     try:
         yield
     finally:
-        if poller is not None:
-            poller.cancel()
+        for task in tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await poller
+                await task
+        if sync is not None:
+            sync.leave()
+            app.state.metrics.leave()
         store.close()
+
+
+def publish_worker(app: FastAPI) -> None:
+    """Write what this worker serves where /readyz of any worker reads it."""
+    sync: WorkerSync | None = app.state.worker_sync
+    model = app.state.holder.current
+    if sync is None or model is None:
+        return
+    error = app.state.holder.last_error
+    sync.publish(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "fingerprint": model.fingerprint,
+            "loaded_at": model.loaded_at.isoformat(),
+            "last_reload_error": error.message if error is not None else None,
+        }
+    )
+
+
+async def follow_workers(
+    app: FastAPI, sync: WorkerSync, reloader: Reloader, interval: float
+) -> None:
+    """Do what another worker was asked to do (reload, re-read the policy); never raises."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if sync.changed("reload"):
+                await reloader.reload(announce=False)
+            if sync.changed("policy"):
+                app.state.policy_book.forget_cached()
+                app.state.policies.invalidate()
+            publish_worker(app)
+        except Exception:  # a bug here must not stop the following
+            log.exception("following the other workers failed")
 
 
 def _migrate(store: Store) -> None:
@@ -161,21 +272,34 @@ def _migrate(store: Store) -> None:
         log.error("cannot prepare the app database: %s", error)
 
 
+#: What each role lets a caller do, in the start banner's words.
+ROLE_ABILITIES = {
+    Role.SCORER: "score leads and read the model and the MQL policy",
+    Role.ADMIN: "reload the model and set the MQL policy",
+}
+
+
+def anonymous_abilities(roles: frozenset[Role]) -> str:
+    return "; ".join(
+        ROLE_ABILITIES[role] for role in Role if role in roles and role in ROLE_ABILITIES
+    )
+
+
 def _announce_access(settings: Settings, keys: ApiKeys) -> None:
-    if not settings.allow_anonymous:
+    if keys:
         log.info("API keys required (%d configured)", len(keys.entries))
         return
+    roles = anonymous_roles(settings)
+    cannot = [ROLE_ABILITIES[r] for r in Role if r not in roles and r in ROLE_ABILITIES]
     line = "!" * 78
-    detail = (
-        "API keys are configured but NOT required"
-        if keys
-        else "no API keys: anyone who can reach this server can score leads and reload the model"
-    )
     log.warning(
-        "\n%s\n  ANONYMOUS ACCESS IS ON (LEADML_ALLOW_ANONYMOUS=true): %s.\n"
-        "  Use this for local demos only.\n%s",
+        "\n%s\n  ANONYMOUS ACCESS IS ON (LEADML_ALLOW_ANONYMOUS=true), for callers on this"
+        " machine only.\n  Anyone on it may %s.%s\n  Use this for local demos only.\n%s",
         line,
-        detail,
+        anonymous_abilities(roles),
+        f"\n  Nobody may {'; '.join(cannot)} (LEADML_ANONYMOUS_ROLE=admin allows it)."
+        if cannot
+        else "",
         line,
     )
 
@@ -188,6 +312,7 @@ def _on_swap(
         metrics.serving(new.name, new.version, new.alias, new.scorer.info.kind, new.predictor.kind)
         metrics.reloads.labels("reloaded").inc()
         app.openapi_schema = None  # the lead schema may have changed
+        publish_worker(app)
         if old is not None and old.fingerprint != new.fingerprint:
             policies.forget(old.scorer)
 
@@ -198,8 +323,30 @@ def _on_refuse(app: FastAPI) -> Callable[[Refusal], None]:
     def refused(error: Refusal) -> None:
         metrics: ApiMetrics = app.state.metrics
         metrics.reloads.labels("refused").inc()
+        publish_worker(app)
 
     return refused
+
+
+def json_safe(value: Any) -> Any:
+    """`value` made renderable as strict JSON: NaN and infinities, bytes and any other object
+    become text, so an error about any input can be shown (and never turns into a 500)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, dict):
+        return {str(key): json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+async def _invalid_request(request: Request, error: Exception) -> JSONResponse:
+    assert isinstance(error, RequestValidationError)
+    return JSONResponse({"detail": json_safe(list(error.errors()))}, status_code=422)
 
 
 async def _data_error(request: Request, error: Exception) -> JSONResponse:

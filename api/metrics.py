@@ -1,17 +1,20 @@
 """Prometheus metrics: requests and latency by route, scores by grade, the model served.
 
 Each app has its own registry (apps made in tests do not collide). With several uvicorn workers
-each process counts its own requests; a scrape reaches one of them. Run one worker per container
-and scale containers for complete figures.
+(`leadml serve --workers N` sets PROMETHEUS_MULTIPROC_DIR for them) prometheus-client's
+multiprocess mode keeps every worker's figures in shared files and a scrape of any worker
+answers for all of them: counters and histograms summed, `leadml_model_info` once per live
+worker with a `pid` label.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 #: Latency buckets (seconds): a scored lead takes well under a millisecond, a batch up to seconds.
@@ -52,7 +55,9 @@ class ApiMetrics:
             "The model being served (1) with its name, version and alias.",
             ["name", "version", "alias", "kind", "fast_path"],
             registry=self.registry,
+            multiprocess_mode="liveall",
         )
+        self._info_labels: tuple[str, ...] | None = None
         self._grades: dict[str, Any] = {}
         self.reloads = Counter(
             "leadml_model_reloads",
@@ -77,8 +82,31 @@ class ApiMetrics:
         self, name: str, version: str | None, alias: str | None, kind: str, fast: str
     ) -> None:
         """Point the info gauge at the model now served (and only at it)."""
-        self.model_info.clear()
-        self.model_info.labels(name, version or "", alias or "", kind, fast).set(1)
+        if multiprocess_dir() is None:
+            self.model_info.clear()
+        elif self._info_labels is not None:
+            # Shared files keep every series (clear() cannot): say this one is no longer served.
+            self.model_info.labels(*self._info_labels).set(0)
+        self._info_labels = (name, version or "", alias or "", kind, fast)
+        self.model_info.labels(*self._info_labels).set(1)
+
+    def exposition_registry(self) -> CollectorRegistry:
+        """What a scrape reads: every worker's figures in multiprocess mode, else this app's."""
+        folder = multiprocess_dir()
+        if folder is None:
+            return self.registry
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined, path=folder)
+        return combined
+
+    def leave(self) -> None:
+        """This worker stops: its live gauges leave the shared figures."""
+        if multiprocess_dir() is not None:
+            multiprocess.mark_process_dead(os.getpid())
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 class MetricsMiddleware:

@@ -109,6 +109,7 @@ class Reloader:
         load: Callable[[], ServingModel],
         on_swap: Callable[[ServingModel, ServingModel | None], None],
         on_refuse: Callable[[Refusal], None] = lambda error: None,
+        on_asked: Callable[[], None] = lambda: None,
     ) -> None:
         self.holder = holder
         self.source = source
@@ -116,11 +117,20 @@ class Reloader:
         self._load = load
         self._on_swap = on_swap
         self._on_refuse = on_refuse
+        self._on_asked = on_asked
         self._lock = asyncio.Lock()
         self._refused: str | None = None
         self._poll_error: str | None = None
 
-    async def reload(self, *, poll: bool = False) -> ReloadResult:
+    async def reload(self, *, poll: bool = False, announce: bool = True) -> ReloadResult:
+        """Load the source again. The poll skips what it saw before; an asked-for reload (admin
+        call) always loads and verifies, and then, if `announce`, tells the other workers."""
+        result = await self._reload(poll)
+        if not poll and announce:
+            self._on_asked()
+        return result
+
+    async def _reload(self, poll: bool) -> ReloadResult:
         async with self._lock:
             current = self.holder.current
             now_version = current.version if current is not None else None

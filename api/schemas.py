@@ -151,6 +151,15 @@ class ReloadError(BaseModel):
     refused_version: str | None
 
 
+class WorkerState(BaseModel):
+    pid: int
+    model_name: str | None = None
+    model_version: str | None = None
+    fingerprint: str | None = None
+    loaded_at: str | None = None
+    last_reload_error: str | None = None
+
+
 class Readiness(BaseModel):
     ready: bool
     model_name: str | None
@@ -159,6 +168,11 @@ class Readiness(BaseModel):
     last_reload_at: str | None
     last_reload_error: ReloadError | None
     detail: str | None = None
+    pid: int = Field(description="The worker process that answered.")
+    workers: list[WorkerState] | None = Field(
+        default=None,
+        description="With `leadml serve --workers N`: what every live worker serves now.",
+    )
 
 
 class ReloadResult(BaseModel):

@@ -67,7 +67,7 @@ def poisoned_copy(trained: TrainedModel, folder: Path, marker: Path) -> Path:
 def test_a_crafted_pickle_is_refused_and_never_runs(trained: TrainedModel, tmp_path: Path) -> None:
     marker = tmp_path / "payload-ran"
     folder = poisoned_copy(trained, tmp_path / "model", marker)
-    with pytest.raises(ModelError, match="does not verify|changed after"):
+    with pytest.raises(ModelError, match="changed after"):
         Scorer.load(folder)
     assert not marker.exists()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,6 +15,7 @@ from api.deps import HolderDep
 from api.metrics import ApiMetrics
 from api.model_holder import ModelHolder
 from api.schemas import Health, Readiness
+from api.workers import WorkerSync
 
 router = APIRouter(tags=["health"])
 
@@ -29,8 +31,12 @@ async def healthz() -> dict[str, str]:
     summary="A model is loaded and scoring",
     responses={503: {"model": Readiness, "description": "No model loaded, or it fails to score."}},
 )
-async def readyz(holder: HolderDep) -> JSONResponse:
+async def readyz(request: Request, holder: HolderDep) -> JSONResponse:
     body, ready = readiness(holder)
+    body["pid"] = os.getpid()
+    sync: WorkerSync | None = request.app.state.worker_sync
+    # With several workers: what each says it serves (this one answered the request).
+    body["workers"] = sync.workers() if sync is not None else None
     return JSONResponse(body, status_code=200 if ready else 503)
 
 
@@ -71,4 +77,4 @@ def readiness(holder: ModelHolder) -> tuple[dict[str, Any], bool]:
 )
 async def metrics(request: Request) -> Response:
     registry: ApiMetrics = request.app.state.metrics
-    return Response(generate_latest(registry.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry.exposition_registry()), media_type=CONTENT_TYPE_LATEST)

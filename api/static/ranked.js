@@ -75,40 +75,37 @@
   }
 
   // -- download -----------------------------------------------------------------------------
-  function csvCell(value) {
-    const text = value === null || value === undefined ? "" : String(value);
-    return /[",\r\n]/.test(text) || /^\s|\s$/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-  }
+  // The server renders the CSV (POST /v1/csv), with leadml's one rule for cells a spreadsheet
+  // would run as formulas; the page only says which rows and columns.
+  const RANKED_COLUMNS = [
+    "rank", "lead_id", "score", "probability", "grade", "is_mql", "percentile",
+    "reasons_for", "reasons_against", "model_version", "policy_version",
+  ];
 
   function reasonTexts(lead, side) {
     return ((lead.reasons && lead.reasons[side]) || []).map((r) => r.text).join("; ");
   }
 
-  function rankedCsv(leads) {
-    const header = [
-      "rank", "lead_id", "score", "probability", "grade", "is_mql", "percentile",
-      "reasons_for", "reasons_against", "model_version", "policy_version",
-    ];
-    const lines = [header.join(",")];
-    for (const lead of leads) {
-      lines.push(
-        [
-          lead.rank, lead.lead_id, lead.score, lead.probability, lead.grade,
-          lead.is_mql ? "yes" : "no", lead.percentile, reasonTexts(lead, "for"),
-          reasonTexts(lead, "against"), lead.model_version, lead.policy_version,
-        ].map(csvCell).join(","),
-      );
-    }
-    return lines.join("\r\n") + "\r\n";
+  function rankedRows(leads) {
+    return leads.map((lead) => [
+      lead.rank, lead.lead_id, lead.score, lead.probability, lead.grade,
+      lead.is_mql ? "yes" : "no", lead.percentile, reasonTexts(lead, "for"),
+      reasonTexts(lead, "against"), lead.model_version, lead.policy_version,
+    ]);
   }
 
-  function download(name, text) {
-    const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
-    const link = el("a", { href: url, download: name });
-    document.body.append(link);
-    link.click();
-    link.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  async function download(name, columns, rows) {
+    try {
+      const text = await window.leadml.api("POST", "/v1/csv", { json: { columns, rows } });
+      const url = URL.createObjectURL(new Blob([text], { type: "text/csv;charset=utf-8" }));
+      const link = el("a", { href: url, download: name });
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
+    } catch (error) {
+      window.leadml.showError($("batch-error"), error);
+    }
   }
 
   // -- scoring ------------------------------------------------------------------------------
@@ -184,8 +181,8 @@
     try {
       const model = await window.leadml.model();
       const names = model.fields.map((f) => (f.required ? `${f.name}*` : f.name));
-      const header = [model.id_field, ...model.fields.map((f) => f.name)].map(csvCell).join(",");
-      $("csv-template").onclick = () => download("leads-template.csv", `${header}\r\n`);
+      const header = [model.id_field, ...model.fields.map((f) => f.name)];
+      $("csv-template").onclick = () => download("leads-template.csv", header, []);
       $("csv-template").disabled = false;
       $("field-list").textContent =
         `Fields (* required): ${[`${model.id_field} (optional)`, ...names].join(", ")}.` +
@@ -198,7 +195,9 @@
   document.addEventListener("DOMContentLoaded", () => {
     $("batch-form").addEventListener("submit", rank);
     $("mql-only").addEventListener("change", render);
-    $("download").addEventListener("click", () => download("ranked-leads.csv", rankedCsv(visibleLeads())));
+    $("download").addEventListener("click", () =>
+      download("ranked-leads.csv", RANKED_COLUMNS, rankedRows(visibleLeads())),
+    );
     for (const th of document.querySelectorAll("#ranked th[data-key]")) {
       th.querySelector("button").addEventListener("click", () => sortBy(th.dataset.key));
     }

@@ -47,6 +47,7 @@ from leadml.retrain import Champion, GateConfig, RetrainConfig, retrain_from_led
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
+from leadml.spreadsheet import write_csv
 from leadml.store import Store
 from leadml.threshold import POLICY_TYPES, check_exploration_share, exploration_sentence
 from leadml.tracking import (
@@ -329,7 +330,10 @@ def score(
                 task, completed=done, description=f"scored {done:,} leads"
             ),
         )
-    write_leads(ranked, output)
+    if output.suffix.lower() == ".csv":
+        write_csv(ranked, output)  # text cells that a spreadsheet would run are neutralised
+    else:
+        write_leads(ranked, output)
     console.print(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
@@ -564,6 +568,10 @@ def threshold(
     )
 
 
+#: How long uvicorn waits for a worker's health answer before it replaces the worker.
+WORKER_HEALTHCHECK_SECONDS = 120
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
@@ -571,7 +579,9 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            "--workers", min=1, help="Worker processes; each loads the model and polls the alias."
+            "--workers",
+            min=1,
+            help="Worker processes; an admin reload or a policy change reaches all within 1 s.",
         ),
     ] = 1,
 ) -> None:
@@ -579,9 +589,20 @@ def serve(
     settings = _settings()
     # The api package is found at run time, as uvicorn would: leadml never imports it statically.
     # Its access check and a look for the model run here first, so a wrong setting is one line.
-    importlib.import_module("api.main").access_keys(settings)
+    importlib.import_module("api.main").check_serving(settings, host)
     _check_model_source(settings)
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers)
+    # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
+    with importlib.import_module("api.workers").worker_environment(workers):
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            # A worker importing the ML libraries and checking its model on a busy machine
+            # answers uvicorn's health ping late; the default 5 s restarts it in a loop.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
 
 
 def _check_model_source(settings: Settings) -> None:

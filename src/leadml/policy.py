@@ -487,6 +487,10 @@ class PolicyBook:
         self._records[model_name] = (now, record)
         return record
 
+    def forget_cached(self) -> None:
+        """Read the store again at the next call (another process has set a policy)."""
+        self._records = {}
+
     def active(self, scorer: Scorer) -> ActivePolicy:
         """The policy in force for the scorer's model (the stored one, else the default)."""
         record = self._current_record(scorer.info.name)

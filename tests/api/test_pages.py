@@ -121,7 +121,8 @@ def call(base_url: str, method: str, path: str, body: Any = None, key: str | Non
 @pytest.fixture(scope="module")
 def open_api(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("pages-open")
-    with serve(_settings(trained, folder, allow_anonymous=True)) as url:
+    # Anonymous callers on this machine, with the admin role a local demo grants them.
+    with serve(_settings(trained, folder, allow_anonymous=True, anonymous_role="admin")) as url:
         yield url
 
 
