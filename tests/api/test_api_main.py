@@ -43,7 +43,7 @@ def test_an_exported_folder_can_be_served(trained: TrainedModel, tmp_path: Path)
 def test_the_openapi_document_describes_the_lead_of_the_served_model(
     client: TestClient, trained: TrainedModel
 ) -> None:
-    document = client.get("/openapi.json").json()
+    document = client.get("/openapi.json", headers=SCORER).json()
     lead = document["components"]["schemas"]["Lead"]
     schema = trained.result.schema
     assert set(lead["properties"]) >= {schema.id_column, *schema.feature_names}
