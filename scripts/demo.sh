@@ -39,4 +39,7 @@ echo "  One lead:     http://$HOST:$PORT/lead"
 echo "  MQL line:     http://$HOST:$PORT/policy"
 echo "  API docs:     http://$HOST:$PORT/docs"
 echo "  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
-LEADML_ALLOW_ANONYMOUS=true exec $LEADML serve --host "$HOST" --port "$PORT"
+# Anonymous access, for this machine only (serve refuses another --host), with the admin role so
+# the policy page can set the MQL line without a key. A real server uses LEADML_API_KEYS instead.
+echo "  Model signing key: ${LEADML_MODEL_SIGNING_KEY_FILE:-~/.config/leadml/model-signing.key}"
+LEADML_ALLOW_ANONYMOUS=true LEADML_ANONYMOUS_ROLE=admin exec $LEADML serve --host "$HOST" --port "$PORT"
