@@ -38,6 +38,18 @@ class LeadScore(BaseModel):
     score: int = Field(ge=0, le=100, description="The probability in points: 37 ~ 37 % convert.")
     grade: str = Field(description="Grade under the MQL policy (A best).", examples=["B"])
     is_mql: bool = Field(description="At or above the MQL line of the policy in force.")
+    exploration: bool = Field(
+        default=False,
+        description="Below the line but handed to sales anyway, at random, under the policy's"
+        " exploration share: work it like an MQL, so conversion below the line is measured.",
+    )
+    selection_probability: float = Field(
+        default=1.0,
+        ge=0,
+        le=1,
+        description="The chance this lead goes to sales under the policy: 1 for MQLs, the"
+        " exploration share below the line (0 without exploration).",
+    )
     percentile: float = Field(
         ge=0, le=100, description="Share (%) of the model's holdout leads scored at or below."
     )

@@ -87,6 +87,7 @@ class ServingModel:
         elif reasons:
             explained = [{"for": [], "against": []}] * len(records)
         id_field = self.lead_model.id_field
+        explored, chance = handover(policy, [f[2] for f in figures])
         return [
             {
                 "lead_id": records[i].get(id_field),
@@ -94,6 +95,8 @@ class ServingModel:
                 "score": score,
                 "grade": grade,
                 "is_mql": is_mql,
+                "exploration": explored[i],
+                "selection_probability": chance[i],
                 "percentile": percentile,
                 "reasons": explained[i],
                 "model_version": self.version,
@@ -104,6 +107,21 @@ class ServingModel:
 
 
 Figures = tuple[int, str, bool, float]
+
+#: Exploration draws: unpredictable per process (seeded by the OS), so nobody can game them.
+_EXPLORATION_DRAWS = np.random.default_rng()
+
+
+def handover(policy: ActivePolicy, is_mql: Sequence[bool]) -> tuple[list[bool], list[float]]:
+    """Which leads below the line go to sales anyway (the policy's exploration share), and each
+    lead's chance of going to sales: 1 for MQLs, the share (0 without exploration) below the line.
+    """
+    if policy.exploration_share <= 0:
+        return [False] * len(is_mql), [1.0 if mql else 0.0 for mql in is_mql]
+    explored, chance = policy.explore(
+        np.asarray(is_mql, dtype=bool), _EXPLORATION_DRAWS.random(len(is_mql))
+    )
+    return [bool(x) for x in explored], [float(x) for x in chance]
 
 
 def batch_figures(proba: np.ndarray, policy: ActivePolicy, quantiles: np.ndarray) -> list[Figures]:

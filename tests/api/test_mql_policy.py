@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,8 @@ from fastapi.testclient import TestClient
 
 from api.main import create_app
 from conftest import TrainedModel
+from leadml.policy import PolicyBook, load_holdout
+from leadml.scoring import Scorer
 from leadml.store import Store
 from leadml.threshold import CapacityPolicy, MinRecallPolicy, resolve_policy
 
@@ -185,3 +188,37 @@ def test_reading_needs_a_key(client: TestClient) -> None:
     assert client.get(URL).status_code == 401
     assert client.get(f"{URL}/history").status_code == 401
     assert client.post(f"{URL}/simulate", json={"shift_points": 5}).status_code == 401
+
+
+def test_exploration_hands_a_share_below_the_line_to_sales(
+    stored: Store, trained: TrainedModel, demo_frame: Any, tmp_path: Path, store_url: str
+) -> None:
+    settings = api_settings(trained, tmp_path, database_url=store_url, policy_refresh_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        _explore(client, stored, trained, demo_frame)
+
+
+def _explore(client: TestClient, stored: Store, trained: TrainedModel, demo_frame: Any) -> None:
+    scorer = Scorer.load(str(trained.export_dir))
+    book = PolicyBook(stored, holdout_loader=lambda _: load_holdout(scorer))
+    book.set(
+        scorer, CapacityPolicy(per_week=300, leads_per_week=1000), set_by="t", exploration_share=0.3
+    )
+    columns = [scorer.schema.id_column, *scorer.schema.feature_names]
+    rows = json.loads(demo_frame[columns].head(400).to_json(orient="records", date_format="iso"))
+    found = []
+    for start in range(0, len(rows), 50):
+        response = client.post(
+            "/v1/leads/score-batch", json=rows[start : start + 50], headers=SCORER
+        )
+        assert response.status_code == 200, response.text
+        found += response.json()["leads"]
+    below = [lead for lead in found if not lead["is_mql"]]
+    mqls = [lead for lead in found if lead["is_mql"]]
+    assert mqls and not any(lead["exploration"] for lead in mqls)
+    assert {lead["selection_probability"] for lead in mqls} == {1.0}
+    assert {lead["selection_probability"] for lead in below} == {0.3}
+    share = np.mean([lead["exploration"] for lead in below])
+    assert 0.2 < share < 0.4
+    single = client.post("/v1/leads/score", json=rows[0], headers=SCORER).json()
+    assert "exploration" in single and "selection_probability" in single
