@@ -273,6 +273,9 @@ class LeadModel:
     feature_names: tuple[str, ...]
     #: Every field a lead may carry: the id, the features and the known-but-ignored columns.
     field_names: frozenset[str]
+    #: The outcome column the model was trained on. A batch (an export with its outcomes) may
+    #: carry it and it is dropped; a single lead may not, since there it can only be a mistake.
+    target_field: str
     required_names: tuple[str, ...]
     example: dict[str, Any]
 
@@ -285,12 +288,21 @@ class LeadModel:
         return lead.model_dump(by_alias=True)
 
     def parse_many(self, leads: list[Any], where: tuple[str | int, ...] = ("body",)) -> list[dict]:
-        """Leads already decoded from JSON or CSV, checked; raises RequestValidationError."""
+        """Leads already decoded from JSON or CSV, checked; raises RequestValidationError.
+
+        The outcome column, if a lead carries it, is dropped before the check (`target_field`).
+        """
+        leads = [self.without_target(lead) for lead in leads]
         try:
             parsed = self.batch.validate_python(leads)
         except ValidationError as error:
             raise RequestValidationError(fastapi_errors(error, where)) from None
         return [lead.model_dump(by_alias=True) for lead in parsed]
+
+    def without_target(self, lead: Any) -> Any:
+        if isinstance(lead, dict) and self.target_field in lead:
+            return {key: value for key, value in lead.items() if key != self.target_field}
+        return lead
 
     def json_schema(self) -> dict[str, Any]:
         return self.model.model_json_schema(
@@ -351,6 +363,7 @@ def build_lead_model(
         feature_names=tuple(spec.name for spec in features),
         field_names=frozenset({id_field, *(s.name for s in features), *(s.name for s in ignored)}),
         required_names=tuple(spec.name for spec in features if spec.required),
+        target_field=schema.target,
         example=example,
     )
 

@@ -94,6 +94,8 @@ class BatchScores(BaseModel):
     count: int
     model_version: str | None
     policy_version: int | None
+    #: Said once for the batch, e.g. that the outcome column in an export was ignored.
+    notes: list[str] = []
     leads: list[RankedLeadScore]
 
 

@@ -162,11 +162,11 @@ async def score_batch(
     limit = settings.max_batch_leads
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media == "multipart/form-data":
-        records = await _leads_from_upload(request, model.lead_model, limit)
+        records, outcome_ignored = await _leads_from_upload(request, model.lead_model, limit)
     elif media in CSV_TYPES:
-        records = leads_from_csv(await request.body(), model.lead_model, limit)
+        records, outcome_ignored = leads_from_csv(await request.body(), model.lead_model, limit)
     else:
-        records = _leads_from_json(await request.body(), model.lead_model, limit)
+        records, outcome_ignored = _leads_from_json(await request.body(), model.lead_model, limit)
     results = await _score(model, policy, records, reasons)
     _metrics(request).count_scores(
         (r["grade"] for r in results), sum(1 for r in results if r["is_mql"])
@@ -178,9 +178,14 @@ async def score_batch(
             "count": len(ranked),
             "model_version": model.version,
             "policy_version": policy.version,
+            "notes": [_target_note(model.lead_model.target_field)] if outcome_ignored else [],
             "leads": ranked,
         }
     )
+
+
+def _target_note(target: str) -> str:
+    return f"Column '{target}' is the outcome the model learned from; it was ignored for scoring."
 
 
 async def _score(
@@ -208,18 +213,22 @@ def _problem(loc: list[str | int], kind: str, message: str) -> RequestValidation
     return RequestValidationError([{"type": kind, "loc": loc, "msg": message, "input": None}])
 
 
-def _leads_from_json(body: bytes, lead_model: LeadModel, limit: int) -> list[dict[str, Any]]:
+def _leads_from_json(
+    body: bytes, lead_model: LeadModel, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
     leads = decode_json(body)
     if not isinstance(leads, list):
         raise _problem(["body"], "list_type", "Input should be a JSON array of leads")
     if len(leads) > limit:
         raise too_many(len(leads), limit)
-    return lead_model.parse_many(leads)
+    target = lead_model.target_field
+    seen = any(isinstance(lead, dict) and lead.get(target) is not None for lead in leads)
+    return lead_model.parse_many(leads), seen
 
 
 async def _leads_from_upload(
     request: Request, lead_model: LeadModel, limit: int
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], bool]:
     try:
         async with request.form(max_files=1, max_fields=10) as form:
             upload = form.get(UPLOAD_FIELD)
@@ -237,8 +246,14 @@ async def _leads_from_upload(
     return leads_from_csv(content, lead_model, limit)
 
 
-def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[dict[str, Any]]:
-    """Leads from CSV bytes: a header row naming fields, one lead a row, empty cell = missing."""
+def leads_from_csv(
+    content: bytes, lead_model: LeadModel, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Leads from CSV bytes: a header row naming fields, one lead a row, empty cell = missing.
+
+    Also says whether the file carried the outcome column (dropped: an export with outcomes can
+    be ranked as it is).
+    """
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -252,7 +267,7 @@ def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[di
     if not rows:
         raise _problem(["body"], "csv_empty", "The CSV has no header row")
     header = [name.strip() for name in rows[0]]
-    _check_columns(header, lead_model)
+    _check_columns([name for name in header if name != lead_model.target_field], lead_model)
     body = rows[1:]
     if len(body) > limit:
         raise too_many(len(body), limit)
@@ -267,7 +282,7 @@ def leads_from_csv(content: bytes, lead_model: LeadModel, limit: int) -> list[di
         leads.append(
             {name: value if value != "" else None for name, value in zip(header, row, strict=False)}
         )
-    return lead_model.parse_many(leads)
+    return lead_model.parse_many(leads), lead_model.target_field in header
 
 
 def _check_columns(header: list[str], lead_model: LeadModel) -> None:

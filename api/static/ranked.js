@@ -168,7 +168,8 @@
       state.direction = "ascending";
       $("result").hidden = false;
       render();
-      $("batch-status").textContent = `Ranked ${num(result.count)} leads.`;
+      const notes = (result.notes || []).join(" ");
+      $("batch-status").textContent = `Ranked ${num(result.count)} leads.${notes ? " " + notes : ""}`;
     } catch (error) {
       $("batch-status").textContent = "";
       showBatchError(error);

@@ -393,3 +393,42 @@ def test_what_would_move_a_lead_past_the_line(
     assert "what_would_move" not in plain or plain["what_would_move"] is None
     bad = client.post("/v1/leads/score?what_would_move=perhaps", json=leads[0], headers=SCORER)
     assert locs(bad) == [["query", "what_would_move"]]
+
+
+def test_an_export_with_its_outcome_column_is_ranked_and_the_outcome_ignored_once(
+    client: TestClient, demo_frame: Any, scorer: Scorer
+) -> None:
+    target = scorer.schema.target
+    columns = [scorer.schema.id_column, *scorer.schema.feature_names, target]
+    frame = demo_frame.head(30)[columns]
+    with_outcome = frame.to_csv(index=False).encode()
+    without_outcome = frame.drop(columns=target).to_csv(index=False).encode()
+    csv_headers = {**SCORER, "content-type": "text/csv"}
+    ranked = client.post(
+        "/v1/leads/score-batch?reasons=false", content=with_outcome, headers=csv_headers
+    )
+    plain = client.post(
+        "/v1/leads/score-batch?reasons=false", content=without_outcome, headers=csv_headers
+    )
+    assert ranked.status_code == 200, ranked.text
+    answer = ranked.json()
+    assert answer["count"] == 30
+    assert answer["notes"] == [
+        f"Column '{target}' is the outcome the model learned from; it was ignored for scoring."
+    ]
+    assert plain.json()["notes"] == []
+    # The outcome changes nothing: the same probabilities as without it.
+    assert [lead["probability"] for lead in answer["leads"]] == [
+        lead["probability"] for lead in plain.json()["leads"]
+    ]
+    records = json.loads(frame.to_json(orient="records", date_format="iso"))
+    as_json = client.post("/v1/leads/score-batch?reasons=false", json=records, headers=SCORER)
+    assert as_json.status_code == 200, as_json.text
+    assert len(as_json.json()["notes"]) == 1
+
+
+def test_a_single_lead_still_may_not_carry_the_outcome(client: TestClient, scorer: Scorer) -> None:
+    lead = {**example_lead(client), scorer.schema.target: 1}
+    response = client.post("/v1/leads/score", json=lead, headers=SCORER)
+    assert response.status_code == 422
+    assert ["body", scorer.schema.target] in locs(response)
