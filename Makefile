@@ -15,7 +15,7 @@ PORT ?= 8000
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev,spark]'
 	touch $(STAMP)
 
 # Every extra, for Linux, macOS and Windows; versions already in the file are kept where they

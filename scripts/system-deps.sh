@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The tests need a real PostgreSQL server and a headless Chromium; both come from Debian's packages.
+# The tests need a real PostgreSQL server, a headless Chromium and a Java runtime (for the Spark
+# test); all come from Debian's packages.
 set -euo pipefail
 missing=()
 compgen -G "/usr/lib/postgresql/*/bin/pg_ctl" >/dev/null || missing+=(postgresql)
 command -v chromium >/dev/null || missing+=(chromium)
+# Spark 4 needs Java 17+, which Debian 12's default runtime is.
+{ [ -n "${JAVA_HOME:-}" ] && [ -x "$JAVA_HOME/bin/java" ]; } || command -v java >/dev/null \
+  || missing+=(default-jre-headless)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi

@@ -35,6 +35,7 @@ from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
 from leadml.monitor import MIN_LEADS, MonitorReport, monitor_outcomes
 from leadml.policy import (
+    ActivePolicy,
     BusinessFigures,
     Holdout,
     PolicyBook,
@@ -48,6 +49,7 @@ from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
 from leadml.spreadsheet import write_csv
+from leadml.spark import require_spark, score_with_spark
 from leadml.store import Store
 from leadml.threshold import POLICY_TYPES, check_exploration_share, exploration_sentence
 from leadml.tracking import (
@@ -282,15 +284,52 @@ def promote(
 
 @app.command()
 def score(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet file of leads to score.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Ranked CSV or Parquet to write.")],
+    path: Annotated[
+        str,
+        typer.Argument(
+            help="CSV or Parquet file of leads (with --engine spark: any URI Spark reads)."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", help="Ranked CSV or Parquet to write (Spark: a Parquet folder)."
+        ),
+    ],
     model: Annotated[
         str | None,
         typer.Option("--model", help="models/<name> folder or MLflow URI (default: the champion)."),
     ] = None,
     chunk_rows: Annotated[
-        int, typer.Option("--chunk-rows", min=1, help="Leads read and scored at a time.")
-    ] = DEFAULT_CHUNK_ROWS,
+        int | None,
+        typer.Option(
+            "--chunk-rows",
+            min=1,
+            help="Leads read and scored at a time (default 100,000; Spark: 20,000 a batch).",
+        ),
+    ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="pandas (one machine, ranked CSV or Parquet) or spark (Parquet, any Spark master).",
+        ),
+    ] = "pandas",
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help="Spark master URL, e.g. spark://host:7077 or yarn (default local[*];"
+            " under spark-submit, its --master).",
+        ),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conf",
+            help="Spark setting KEY=VALUE, e.g. spark.executor.memory=4g (repeatable).",
+        ),
+    ] = None,
     reasons: Annotated[
         bool,
         typer.Option("--reasons", help="Add the top reasons for and against each lead (slower)."),
@@ -306,11 +345,28 @@ def score(
     """Score a file of leads and write them ranked, highest probability first, with each lead's
     grade and MQL decision under the MQL policy in force."""
 
-    check_output_path(output)
+    if engine not in ("pandas", "spark"):
+        raise DataError(f"--engine {engine!r} is unknown; use pandas or spark")
+    if engine == "pandas" and (master or spark_conf):
+        raise DataError("--master and --conf are Spark settings; add --engine spark")
+    if engine == "spark":
+        require_spark()
+    if engine == "spark" and reasons:
+        raise DataError(
+            "--reasons is not available with --engine spark; score with --engine pandas"
+        )
+    # Text, not Path: a URI such as s3a://bucket/leads must reach Spark as written.
+    output_path = Path(output)
+    if engine == "pandas":
+        check_output_path(output_path)
     settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     with _policy_book(database_url or settings.database_url) as book:
         policy = book.active(scorer)
+    if engine == "spark":
+        _score_on_spark(path, output, scorer, policy, master, spark_conf, chunk_rows)
+        return
+    chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     explainer = Explainer.for_scorer(scorer) if reasons else None
     with Progress(
         SpinnerColumn(),
@@ -321,7 +377,7 @@ def score(
     ) as bar:
         task = bar.add_task("scoring", total=None)
         ranked = score_file(
-            path,
+            Path(path),
             scorer,
             policy,
             chunk_rows=chunk_rows,
@@ -330,14 +386,44 @@ def score(
                 task, completed=done, description=f"scored {done:,} leads"
             ),
         )
-    if output.suffix.lower() == ".csv":
-        write_csv(ranked, output)  # text cells that a spreadsheet would run are neutralised
+    if output_path.suffix.lower() == ".csv":
+        write_csv(ranked, output_path)  # text cells that a spreadsheet would run are neutralised
     else:
-        write_leads(ranked, output)
+        write_leads(ranked, output_path)
     console.print(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
+    )
+
+
+def _score_on_spark(
+    source: str,
+    output: str,
+    scorer: Scorer,
+    policy: ActivePolicy,
+    master: str | None,
+    spark_conf: list[str] | None,
+    chunk_rows: int | None,
+) -> None:
+    conf: dict[str, str] = {}
+    for item in spark_conf or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise DataError(
+                f"--conf {item!r} is not KEY=VALUE; e.g. --conf spark.executor.memory=4g"
+            )
+        conf[key.strip()] = value.strip()
+    if chunk_rows is not None:
+        conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(chunk_rows)
+    console.print(f"scoring {source} on Spark ({master or 'default master'})")
+    done = score_with_spark(source, output, scorer, policy, master=master, conf=conf)
+    # The score ledger (issue 9) is not on main yet; when it is, the scored Parquet at `output`
+    # goes into it in bulk here (see record_spark_scores_in_ledger in the issue-14 note).
+    console.print(
+        f"scored {done.leads:,} leads on Spark ({done.master}) with {scorer.info.name}"
+        f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
+        f" {_policy_label(policy.version)}; Parquet written to {output}"
     )
 
 
