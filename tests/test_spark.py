@@ -17,11 +17,21 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_testkit import assert_one_line_error, run_cli
+from pyspark.sql import SparkSession
 
 from conftest import TrainedModel
 from leadml import demo
 from leadml.cli import main
-from leadml.spark import SCORED_COLUMNS, java_missing, spark_session
+from leadml.policy import PolicyBook
+from leadml.scoring import Scorer
+from leadml.spark import (
+    SCORED_COLUMNS,
+    iter_ledger_batches,
+    java_missing,
+    score_with_spark,
+    spark_session,
+)
+from leadml.store import Store
 
 pytestmark = pytest.mark.spark
 
@@ -29,7 +39,7 @@ LEADS = 3000
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[object]:
+def spark() -> Iterator[SparkSession]:
     why = java_missing()
     if why is not None:
         pytest.skip(f"Spark needs Java: {why} (scripts/system-deps.sh installs it on Debian)")
@@ -144,7 +154,7 @@ def _assert_same_scores(on_pandas: pd.DataFrame, on_spark: pd.DataFrame) -> None
 
 
 def test_spark_scores_parquet_as_the_pandas_path(
-    spark: object,
+    spark: SparkSession,
     trained: TrainedModel,
     leads_parquet: Path,
     policy_db: str,
@@ -163,7 +173,7 @@ def test_spark_scores_parquet_as_the_pandas_path(
 
 
 def test_spark_scores_csv_as_the_pandas_path(
-    spark: object,
+    spark: SparkSession,
     trained: TrainedModel,
     leads_parquet: Path,
     policy_db: str,
@@ -185,7 +195,7 @@ def _field_part(err: str) -> str:
 
 @pytest.mark.parametrize("problem", ["missing column", "wrong type"])
 def test_bad_input_is_the_same_clear_error_on_both_engines(
-    spark: object,
+    spark: SparkSession,
     trained: TrainedModel,
     policy_db: str,
     tmp_path: Path,
@@ -265,7 +275,7 @@ def test_engine_options_are_checked(
 
 
 def test_spark_output_must_be_parquet(
-    spark: object,
+    spark: SparkSession,
     trained: TrainedModel,
     leads_parquet: Path,
     tmp_path: Path,
@@ -281,3 +291,33 @@ def test_spark_output_must_be_parquet(
     code, err = _score(capsys, trained, leads_parquet, keep, "sqlite://", "--engine", "spark")
     assert_one_line_error(code, err, "will not replace", "notes.txt", alone=False)
     assert (keep / "notes.txt").exists()
+
+
+def test_ledger_batches_carry_each_lead_as_scored(
+    spark: SparkSession, trained: TrainedModel, leads_parquet: Path, tmp_path: Path
+) -> None:
+    scorer = Scorer.load(trained.export_dir)
+    store = Store.from_url(f"sqlite:///{tmp_path / 'app.db'}")
+    store.migrate()
+    policy = PolicyBook(store).active(scorer)
+    store.close()
+    output = str(tmp_path / "with-features.parquet")
+    done = score_with_spark(
+        str(leads_parquet), output, scorer, policy, spark=spark, with_features=True
+    )
+    assert done.leads == LEADS
+    batches = list(iter_ledger_batches(spark, output, rows=1000))
+    assert [len(b) for b in batches] == [1000, 1000, 1000]
+    leads = pd.read_parquet(leads_parquet).set_index(demo.ID_COLUMN)
+    seen = set()
+    for lead in (row for batch in batches for row in batch):
+        seen.add(lead[demo.ID_COLUMN])
+        assert set(lead["features"]) == set(scorer.schema.feature_names)
+    assert seen == set(leads.index)
+    sample = batches[1][17]
+    original = leads.loc[sample[demo.ID_COLUMN], scorer.schema.feature_names]
+    for name, value in sample["features"].items():
+        if pd.isna(original[name]):
+            assert value is None, name
+        else:
+            assert value == original[name], name

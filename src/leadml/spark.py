@@ -16,6 +16,7 @@ error naming how to install it. This is an edge module: it reads and writes file
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -249,26 +250,34 @@ def _chunk_error(error: LeadValidationError, ids: pd.Series | None) -> str:
 _WORKER_ERROR = re.compile(r"leadml\.errors\.DataError: (.+)")
 
 
-def _scored_schema(spark_frame: SparkFrame, id_column: str) -> Any:
+def _scored_schema(spark_frame: SparkFrame, id_column: str, with_features: bool) -> Any:
     from pyspark.sql import types as T  # the optional extra; see _pyspark
 
     id_field = spark_frame.schema[id_column]
-    return T.StructType(
-        [
-            T.StructField(id_column, id_field.dataType, True),
-            T.StructField("probability", T.DoubleType(), False),
-            T.StructField("score", T.LongType(), False),
-            T.StructField("percentile", T.DoubleType(), False),
-            T.StructField("grade", T.StringType(), False),
-            T.StructField("is_mql", T.BooleanType(), False),
-        ]
-    )
+    fields = [
+        T.StructField(id_column, id_field.dataType, True),
+        T.StructField("probability", T.DoubleType(), False),
+        T.StructField("score", T.LongType(), False),
+        T.StructField("percentile", T.DoubleType(), False),
+        T.StructField("grade", T.StringType(), False),
+        T.StructField("is_mql", T.BooleanType(), False),
+    ]
+    if with_features:
+        fields.append(T.StructField("features", T.StringType(), False))
+    return T.StructType(fields)
 
 
 def scored_frame(
-    spark: SparkSession, leads: SparkFrame, scorer: Scorer, policy: ActivePolicy
+    spark: SparkSession,
+    leads: SparkFrame,
+    scorer: Scorer,
+    policy: ActivePolicy,
+    *,
+    with_features: bool = False,
 ) -> SparkFrame:
-    """The leads scored (lazily): the lead id and every column of `SCORED_COLUMNS`."""
+    """The leads scored (lazily): the lead id and every column of `SCORED_COLUMNS`; with
+    `with_features`, also `features`: each lead's feature values as scored, as JSON (what the
+    score ledger keeps)."""
     from pyspark.sql import functions as F  # the optional extra; see _pyspark
 
     id_column = scorer.id_column
@@ -297,9 +306,14 @@ def scored_frame(
             except LeadValidationError as error:
                 ids = batch[id_column] if id_column in batch.columns else None
                 raise DataError(_chunk_error(error, ids)) from None
-            yield scored[[id_column, "probability", "score", "percentile", "grade", "is_mql"]]
+            out = scored[[id_column, "probability", "score", "percentile", "grade", "is_mql"]]
+            if with_features:
+                lines = batch[features].to_json(orient="records", lines=True, date_format="iso")
+                out = out.assign(features=lines.splitlines())
+            yield out
 
-    scored = needed.mapInPandas(score_batches, schema=_scored_schema(leads, id_column))
+    schema = _scored_schema(leads, id_column, with_features)
+    scored = needed.mapInPandas(score_batches, schema=schema)
     return scored.withColumn("model_version", F.lit(scorer.info.version).cast("string")).withColumn(
         "policy_version", F.lit(policy.version).cast("long")
     )
@@ -340,14 +354,16 @@ def score_with_spark(
     master: str | None = None,
     conf: Mapping[str, str] | None = None,
     spark: SparkSession | None = None,
+    with_features: bool = False,
 ) -> SparkScoring:
     """Score the leads at `source` on Spark and write them as Parquet to `output` (replaced if
-    it holds an earlier Spark output)."""
+    it holds an earlier Spark output); `with_features` adds each lead's features as scored
+    (JSON), for the score ledger."""
     _check_output(output)
     session = spark or spark_session(master, conf)
     leads = read_leads(session, source)
     try:
-        scored = scored_frame(session, leads, scorer, policy)
+        scored = scored_frame(session, leads, scorer, policy, with_features=with_features)
     except LeadValidationError as error:
         raise DataError(f"{source}: {error}") from None
     from pyspark.errors import PySparkException  # the optional extra; see _pyspark
@@ -376,6 +392,25 @@ def score_with_spark(
     )
 
 
+def iter_ledger_batches(
+    spark: SparkSession, output: str, rows: int = 10_000
+) -> Iterator[list[dict[str, Any]]]:
+    """A Spark output written `with_features`, back on the driver in lists of at most `rows`
+    leads (one dict each, `features` parsed), one partition in memory at a time: what the score
+    ledger takes in bulk, one insert per list rather than one per lead."""
+    written = spark.read.parquet(output)
+    batch: list[dict[str, Any]] = []
+    for row in written.toLocalIterator(prefetchPartitions=False):
+        lead = row.asDict()
+        lead["features"] = json.loads(lead["features"])
+        batch.append(lead)
+        if len(batch) >= rows:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _plain_error(error: Exception, source: str) -> LeadmlError:
     """A failed Spark job as one line: a lead's bad field in the pandas path's words, or the
     first line of Spark's own message."""
@@ -393,6 +428,7 @@ __all__ = [
     "SCORED_COLUMNS",
     "SparkMissing",
     "SparkScoring",
+    "iter_ledger_batches",
     "java_missing",
     "read_leads",
     "require_spark",
