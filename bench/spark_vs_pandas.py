@@ -28,6 +28,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 WORK = Path(__file__).resolve().parent / ".work"
 MASTER = "local[2]"
@@ -94,12 +97,14 @@ def prepare(rows: int) -> Path:
     return big
 
 
-def compare(name: str) -> float:
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
+def _probabilities(name: str) -> pa.Table:
+    table = ds.dataset(WORK / name).to_table(columns=["lead_id", "probability"])
+    return table.set_column(0, "lead_id", pc.cast(table["lead_id"], pa.large_string()))
 
-    reference = ds.dataset(WORK / "ranked.parquet").to_table(columns=["lead_id", "probability"])
-    other = ds.dataset(WORK / name).to_table(columns=["lead_id", "probability"])
+
+def compare(reference_name: str, name: str) -> float:
+    """Largest |probability difference| between two outputs, lead by lead."""
+    reference, other = _probabilities(reference_name), _probabilities(name)
     joined = reference.join(other, "lead_id", right_suffix="_other")
     if joined.num_rows != reference.num_rows or other.num_rows != reference.num_rows:
         raise SystemExit(f"{name}: {other.num_rows:,} leads against {reference.num_rows:,}")
@@ -116,36 +121,28 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     for rows in args.rows:
         big = prepare(rows)
-        results: dict[str, tuple[float, float]] = {}
+        outputs = {
+            "pandas": f"ranked_{rows}.parquet",
+            "spark": f"scored_{rows}.parquet",
+            "udf": f"udf_{rows}.parquet",
+        }
         for engine in args.engines:
+            output = outputs[engine]
             if engine == "pandas":
-                results[engine] = leadml("score", big.name, "-o", "ranked.parquet", *model)
+                seconds, peak = leadml("score", big.name, "-o", output, *model)
             elif engine == "spark":
-                results[engine] = leadml(
-                    "score",
-                    big.name,
-                    "-o",
-                    "scored.parquet",
-                    *model,
-                    "--engine",
-                    "spark",
-                    "--master",
-                    MASTER,
-                )
-            elif engine == "udf":
-                results[engine] = run(
-                    [sys.executable, "-c", UDF_SCRIPT, big.name, "udf.parquet", MASTER]
-                )
-            seconds, peak = results[engine]
-            check = ""
-            if engine != "pandas" and "pandas" in results:
-                output = "scored.parquet" if engine == "spark" else "udf.parquet"
-                check = f"; largest difference to pandas {compare(output):.3g}"
+                spark = ["--engine", "spark", "--master", MASTER]
+                seconds, peak = leadml("score", big.name, "-o", output, *model, *spark)
+            else:
+                seconds, peak = run([sys.executable, "-c", UDF_SCRIPT, big.name, output, MASTER])
             print(
                 f"{rows:,} leads, {engine}: {seconds:.1f} s, {rows / seconds:,.0f} leads/s,"
-                f" peak RSS {peak:,.0f} MiB (load average {os.getloadavg()[0]:.1f}){check}",
+                f" peak RSS {peak:,.0f} MiB (load average {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
+            if engine != "pandas" and (WORK / outputs["pandas"]).exists():
+                difference = compare(outputs["pandas"], output)
+                print(f"  largest difference to the pandas path: {difference:.3g}", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ and each Python worker unpickles it once and keeps the loaded scorer for its lat
 bench/README.md says why this, and not MLflow's `spark_udf`, is how leadml scores on Spark.
 
 pyspark is the optional extra `spark` and needs a Java runtime; a missing one is a `SparkMissing`
-error naming how to install it. This is an edge module: it reads and writes files through Spark.
+error naming how to install it. So pyspark is imported in the functions that need it, never at
+module level: the CLI imports this module, and every other command must work without pyspark
+(and without paying the import). This is an edge module: it reads and writes through Spark.
 """
 
 from __future__ import annotations
@@ -135,7 +137,7 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
     """The active Spark session (under spark-submit: the one it configured), else a new one on
     `master` (default `local[*]`). `conf` adds Spark settings (`spark.executor.memory`, ...)."""
     _pyspark()
-    from pyspark.sql import SparkSession  # the optional extra; see _pyspark
+    from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
@@ -196,7 +198,7 @@ def read_leads(spark: SparkSession, uri: str) -> SparkFrame:
     """
     if _is_local(uri) and not _local_path(uri).exists():
         raise DataError(f"cannot read {uri}: no such file; check the path")
-    from pyspark.errors import AnalysisException  # the optional extra; see _pyspark
+    from pyspark.errors import AnalysisException
 
     try:
         if input_format(uri) == "parquet":
@@ -251,7 +253,7 @@ _WORKER_ERROR = re.compile(r"leadml\.errors\.DataError: (.+)")
 
 
 def _scored_schema(spark_frame: SparkFrame, id_column: str, with_features: bool) -> Any:
-    from pyspark.sql import types as T  # the optional extra; see _pyspark
+    from pyspark.sql import types as T
 
     id_field = spark_frame.schema[id_column]
     fields = [
@@ -278,7 +280,7 @@ def scored_frame(
     """The leads scored (lazily): the lead id and every column of `SCORED_COLUMNS`; with
     `with_features`, also `features`: each lead's feature values as scored, as JSON (what the
     score ledger keeps)."""
-    from pyspark.sql import functions as F  # the optional extra; see _pyspark
+    from pyspark.sql import functions as F
 
     id_column = scorer.id_column
     if id_column is None:
@@ -366,7 +368,7 @@ def score_with_spark(
         scored = scored_frame(session, leads, scorer, policy, with_features=with_features)
     except LeadValidationError as error:
         raise DataError(f"{source}: {error}") from None
-    from pyspark.errors import PySparkException  # the optional extra; see _pyspark
+    from pyspark.errors import PySparkException
 
     try:
         scored.write.mode("overwrite").parquet(output)
