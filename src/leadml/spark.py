@@ -36,7 +36,8 @@ from leadml.batch import score_chunk
 from leadml.data import PARQUET_SUFFIXES, detect_separator
 from leadml.errors import DataError, LeadmlError
 from leadml.policy import ActivePolicy
-from leadml.scoring import LeadValidationError, Scorer, validate_frame
+from leadml.scoring import Scorer
+from leadml.validation import LeadValidationError, validate_frame
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
