@@ -418,8 +418,9 @@ def _score_on_spark(
         conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(chunk_rows)
     console.print(f"scoring {source} on Spark ({master or 'default master'})")
     done = score_with_spark(source, output, scorer, policy, master=master, conf=conf)
-    # The score ledger (issue 9) is not on main yet; when it is, the scored Parquet at `output`
-    # goes into it in bulk here (see record_spark_scores_in_ledger in the issue-14 note).
+    # LEDGER HOOK (issue 9's ledger is not on main yet): with the ledger on, score with
+    # `with_features=True` and hand each list from `iter_ledger_batches(session, output)` to the
+    # store's bulk insert (one insert per 10,000 leads, source "batch").
     console.print(
         f"scored {done.leads:,} leads on Spark ({done.master}) with {scorer.info.name}"
         f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
