@@ -48,8 +48,8 @@ from leadml.retrain import Champion, GateConfig, RetrainConfig, retrain_from_led
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer
 from leadml.settings import Settings
-from leadml.spreadsheet import write_csv
 from leadml.spark import require_spark, score_with_spark
+from leadml.spreadsheet import write_csv
 from leadml.store import Store
 from leadml.threshold import POLICY_TYPES, check_exploration_share, exploration_sentence
 from leadml.tracking import (
