@@ -139,9 +139,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         mql_policy.router,
         export.router,
-        docs.router,
     ):
         app.include_router(router)
+    # Before the pages: their /static mount would otherwise shadow the docs' /static/docs files.
+    docs.install_docs(app)
     # -- web pages (api/pages.py): HTML shells at /, /lead, /policy and their /static files --
     install_pages(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

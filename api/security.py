@@ -2,18 +2,15 @@
 
 The pages load only their own scripts and styles from /static, talk only to this server, and must
 never be framed (`frame-ancestors 'none'`: no clickjacking of "Set the MQL policy"). Swagger UI at
-/docs is FastAPI's page: its assets come from a CDN and it starts with an inline script, so it gets
-a policy of its own that allows exactly those, and is still never framed.
+/docs and /redoc are FastAPI's pages: their assets are this app's own files (api/routes/docs.py)
+but they start with an inline script, and ReDoc runs a worker from a blob, so they get a policy of
+their own that allows exactly that, and are still never framed.
 """
 
 from __future__ import annotations
 
 import secure
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-#: Where FastAPI's Swagger UI page loads its script, style sheet and icon from.
-SWAGGER_CDN = "https://cdn.jsdelivr.net"
-SWAGGER_ICON = "https://fastapi.tiangolo.com"
 
 
 def _policy(csp: secure.ContentSecurityPolicy) -> list[tuple[bytes, bytes]]:
@@ -45,9 +42,10 @@ PAGE_HEADERS = _policy(
 DOCS_HEADERS = _policy(
     secure.ContentSecurityPolicy()
     .default_src("'self'")
-    .script_src("'self'", "'unsafe-inline'", SWAGGER_CDN)
-    .style_src("'self'", "'unsafe-inline'", SWAGGER_CDN)
-    .img_src("'self'", "data:", SWAGGER_ICON)
+    .script_src("'self'", "'unsafe-inline'")
+    .style_src("'self'", "'unsafe-inline'")
+    .img_src("'self'", "data:")
+    .worker_src("'self'", "blob:")
     .connect_src("'self'")
     .object_src("'none'")
     .base_uri("'none'")
@@ -58,7 +56,9 @@ DOCS_HEADERS = _policy(
 class SecurityHeaders:
     """Pure ASGI middleware: adds the headers to every HTTP answer that does not set them."""
 
-    def __init__(self, app: ASGIApp, docs_paths: frozenset[str] = frozenset({"/docs"})) -> None:
+    def __init__(
+        self, app: ASGIApp, docs_paths: frozenset[str] = frozenset({"/docs", "/redoc"})
+    ) -> None:
         self.app = app
         self.docs_paths = docs_paths
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import shutil
 import time
 from dataclasses import replace
@@ -146,3 +147,18 @@ def test_the_csv_route_neutralises_formula_cells(client: TestClient) -> None:
         "3",
     ]
     assert client.post("/v1/csv", json={"columns": ["a"], "rows": []}).status_code == 401
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_load_only_this_apps_own_files(client: TestClient, page: str) -> None:
+    response = client.get(page, headers=SCORER)
+    assert response.status_code == 200
+    html = response.text
+    assert "cdn.jsdelivr.net" not in html and "fastapi.tiangolo.com" not in html
+    assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+    assert assets, html
+    for asset in assets:
+        assert asset.startswith("/static/docs/"), asset
+        assert client.get(asset).status_code == 200, asset
+    policy = response.headers["content-security-policy"]
+    assert "https:" not in policy and "http:" not in policy
