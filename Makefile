@@ -10,7 +10,7 @@ DEMO_DIR ?= demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint typecheck pytest system-deps serve bench clean lock
+.PHONY: demo test lint typecheck pytest system-deps serve bench notebooks clean lock
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ test: lint typecheck pytest
 
 demo: $(STAMP)
 	bash scripts/demo.sh
+
+# Jupyter on the project's .venv, in notebooks/ (the notebooks extra is installed on first use).
+notebooks: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	cd notebooks && ../$(BIN)/jupyter notebook
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
