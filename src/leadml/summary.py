@@ -15,7 +15,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from leadml.leakage import LeakageReport
-from leadml.schema import LeadSchema
+from leadml.schema import LeadSchema, normalise_placeholders
 from leadml.threshold import Policy, resolve_policy
 
 #: Categories shown per column in `schema_frame`; the schema keeps them all.
@@ -95,9 +95,7 @@ def policies_frame(
     rows = []
     for label, policy in policies.items():
         weekly = None if getattr(policy, "leads_per_week", None) else leads_per_week
-        resolution = resolve_policy(
-            policy, y_true, proba, leads_per_week=weekly, n_boot=n_boot
-        )
+        resolution = resolve_policy(policy, y_true, proba, leads_per_week=weekly, n_boot=n_boot)
         low, high = resolution.intervals["precision"]
         rows.append(
             {
@@ -113,3 +111,19 @@ def policies_frame(
             }
         )
     return pd.DataFrame(rows)
+
+
+def placeholder_counts(frame: pd.DataFrame, placeholders: Sequence[str]) -> pd.Series:
+    """How many cells of each text column hold a "not answered" value, most first.
+
+    Values are compared as the schema compares them (trimmed, lower-cased), so the counts are
+    the cells leadml reads as missing rather than as a category.
+    """
+    wanted = normalise_placeholders(placeholders)
+    text_columns = frame.select_dtypes(exclude="number").columns
+    counts = {
+        str(column): int(frame[column].astype("string").str.strip().str.lower().isin(wanted).sum())
+        for column in text_columns
+    }
+    series = pd.Series(counts, name="placeholder cells", dtype="int64")
+    return series[series > 0].sort_values(ascending=False)
