@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from leadml import demo
 from leadml.errors import DataError
 from leadml.schema import DateReading, datetime_series
 
@@ -39,18 +38,6 @@ def write_leads(frame: pd.DataFrame, path: Path) -> None:
 
 def is_database_url(source: str) -> bool:
     return "://" in source and not source.startswith("file://")
-
-
-def load_leads_or_demo(
-    source: str | Path | None, *, demo_rows: int = 5000, seed: int = 0
-) -> pd.DataFrame:
-    """Read `source` like `load_leads`; with no source, make `demo_rows` demo leads instead.
-
-    Notebooks and examples take one optional data path: empty means "show me on demo data".
-    """
-    if source is None or not str(source).strip():
-        return demo.generate_leads(demo_rows, seed=seed)
-    return load_leads(source)
 
 
 def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
