@@ -45,7 +45,7 @@ demo: $(STAMP)
 
 # Jupyter on the project's .venv, in notebooks/ (the notebooks extra is installed on first use).
 notebooks: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[notebooks]'
+	$(BIN)/python -m pip install --quiet -c $(CONSTRAINTS) -e '.[notebooks]'
 	cd notebooks && ../$(BIN)/jupyter notebook
 
 bench: $(STAMP)

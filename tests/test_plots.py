@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -14,6 +15,7 @@ from leadml.plots import (
     plot_cumulative_gains,
     plot_precision_recall,
     plot_roc,
+    plot_trait_importance,
 )
 
 # Ten leads, best first. Conversions at ranks 1, 2, 4 and 6: base rate 0.4.
@@ -66,3 +68,17 @@ def test_gains_plot_has_the_random_baseline_and_the_model_curve() -> None:
 
 def test_plot_titles_have_defaults() -> None:
     assert plot_roc(Y, PROBA).axes[0].get_title() == "ROC curve (holdout)"
+
+
+def test_trait_importance_plot_puts_the_largest_share_on_top() -> None:
+    traits = pd.DataFrame(
+        {
+            "field": ["demo", "visits", "source"],
+            "label": ["Demo", "Visits", "Source"],
+            "share": [0.5, 0.3, 0.2],
+        }
+    )
+    axes = plot_trait_importance(traits, top=2).axes[0]
+    bars = sorted(axes.patches, key=lambda bar: bar.get_y())  # type: ignore[attr-defined]
+    assert [round(bar.get_width(), 6) for bar in bars] == [0.3, 0.5]
+    assert [tick.get_text() for tick in axes.get_yticklabels()] == ["Visits", "Demo"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
@@ -172,4 +173,20 @@ def plot_threshold_chart(
     axes.set_ylabel("Share")
     axes.set_title(title)
     figure.legend(loc="outside lower center", ncols=2, fontsize="small")
+    return figure
+
+
+def plot_trait_importance(
+    traits: pd.DataFrame, top: int = 12, title: str = "What converts (holdout)"
+) -> Figure:
+    """Each trait's share of the model's attention (`TrainResult.traits`), largest on top."""
+    shown = traits.head(top).iloc[::-1]
+    figure = Figure(figsize=(_FIGSIZE[0], max(2.5, 0.35 * len(shown) + 1)), layout="constrained")
+    axes = figure.add_subplot()
+    labels = shown["label"] if "label" in shown.columns else shown["field"]
+    axes.barh(labels.astype(str), shown["share"], color="#1f6f8b")
+    axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.set_xlabel("Share of the model's attention (mean absolute effect on the log-odds)")
+    axes.set_title(title)
+    axes.grid(axis="x", alpha=0.3)
     return figure
