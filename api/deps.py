@@ -26,7 +26,7 @@ from leadml.settings import Settings
 api_key_header = APIKeyHeader(
     name=HEADER,
     auto_error=False,
-    description="An API key; its role (scorer or admin) decides what it may do.",
+    description="An API key; its role (scorer, sales or admin) decides what it may do.",
 )
 ApiKey = Annotated[str | None, Security(api_key_header)]
 _CHALLENGE = {"WWW-Authenticate": f'APIKey header="{HEADER}"'}
@@ -96,6 +96,7 @@ def _require(role: Role) -> Callable[[Request, str | None], Awaitable[Principal]
 
 require_scorer = _require(Role.SCORER)
 require_admin = _require(Role.ADMIN)
+require_sales = _require(Role.SALES)
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,9 @@ ReloaderDep = Annotated[Reloader, Depends(get_reloader)]
 ScoringDep = Annotated[Scoring, Depends(get_scoring)]
 #: The caller may score leads (scorer or admin key, or anonymous access).
 ScorerRole = Annotated[Principal, Depends(require_scorer)]
+#: The caller may post sales outcomes (sales or admin key; anonymous only when
+#: LEADML_ANONYMOUS_ROLE grants it).
+SalesRole = Annotated[Principal, Depends(require_sales)]
 #: The caller may reload the model and change the MQL policy (admin key; anonymous only when
 #: LEADML_ANONYMOUS_ROLE=admin).
 AdminRole = Annotated[Principal, Depends(require_admin)]

@@ -26,13 +26,15 @@ _HEX_DIGITS = frozenset("0123456789abcdef")
 
 class Role(StrEnum):
     SCORER = "scorer"
+    SALES = "sales"
     ADMIN = "admin"
 
 
-#: What each role may do: an admin can also score.
+#: What each role may do: sales may post outcomes (and nothing else); an admin may do everything.
 GRANTS: dict[Role, frozenset[Role]] = {
     Role.SCORER: frozenset({Role.SCORER}),
-    Role.ADMIN: frozenset({Role.SCORER, Role.ADMIN}),
+    Role.SALES: frozenset({Role.SALES}),
+    Role.ADMIN: frozenset({Role.SCORER, Role.SALES, Role.ADMIN}),
 }
 
 

@@ -27,12 +27,13 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from api.keys import GRANTS, ApiKeys, KeyConfigError, Role
+from api.ledger import LedgerWriter
 from api.limits import BodySizeLimit
 from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_holder import ModelHolder, Refusal, Reloader
 from api.pages import install_pages
 from api.policies import PolicyCache, ServingPolicyBook
-from api.routes import admin, docs, export, health, leads, model, mql_policy
+from api.routes import admin, docs, export, health, leads, model, mql_policy, outcomes
 from api.security import SecurityHeaders
 from api.serving import ServingModel, load_serving_model
 from api.workers import WorkerHeader, WorkerSync
@@ -46,8 +47,9 @@ log = logging.getLogger("leadml.api")
 TITLE = "leadml scoring API"
 DESCRIPTION = """Calibrated conversion probabilities, grades and MQL decisions for leads.
 
-Send an API key in the `X-API-Key` header (roles: `scorer` scores, `admin` also reloads the model
-and sets the MQL policy). A lead's fields come from the trained model: `GET /v1/model` lists them.
+Send an API key in the `X-API-Key` header (roles: `scorer` scores and reads the monitoring,
+`sales` posts outcomes, `admin` may do everything, including reloading the model and setting the
+MQL policy). A lead's fields come from the trained model: `GET /v1/model` lists them.
 """
 
 
@@ -131,6 +133,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.state.holder = ModelHolder()
     app.state.worker_sync = None  # the lifespan joins the other workers, if there are any
+    app.state.ledger = None
+    metrics.ledger_enabled.set(1 if settings.ledger else 0)
     # The scoring routes first: a request is matched against the routes in this order.
     for router in (
         leads.router,
@@ -139,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         admin.router,
         mql_policy.router,
         export.router,
+        outcomes.router,
     ):
         app.include_router(router)
     # Before the pages: their /static mount would otherwise shadow the docs' /static/docs files.
@@ -190,6 +195,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.policy_book = book
     app.state.policies = policies
     app.state.reloader = reloader
+    app.state.store = store
+    ledger = _start_ledger(app, store) if settings.ledger else None
     try:
         first = await anyio.to_thread.run_sync(load_serving_model, settings, book, policies)
     except Exception as error:
@@ -199,6 +206,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             settings.serving_uri,
             error,
         )
+        if ledger is not None:
+            ledger.close()
         store.close()
         raise
     holder.swap(first)
@@ -228,7 +237,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         if sync is not None:
             sync.leave()
             app.state.metrics.leave()
+        if ledger is not None:
+            app.state.ledger = None
+            await anyio.to_thread.run_sync(ledger.close)
         store.close()
+
+
+def _start_ledger(app: FastAPI, store: Store) -> LedgerWriter:
+    settings: Settings = app.state.settings
+    metrics: ApiMetrics = app.state.metrics
+    ledger = LedgerWriter(
+        store,
+        queue_rows=settings.ledger_queue_rows,
+        batch_rows=settings.ledger_batch_rows,
+        flush_seconds=settings.ledger_flush_seconds,
+        count=metrics.count_ledger,
+        on_waiting=metrics.ledger_waiting.set,
+    )
+    ledger.start()
+    app.state.ledger = ledger
+    return ledger
 
 
 def publish_worker(app: FastAPI) -> None:

@@ -66,6 +66,33 @@ class ApiMetrics:
             registry=self.registry,
         )
 
+        self.ledger_rows = Counter(
+            "leadml_ledger_rows",
+            "Scores for the ledger by outcome: written; dropped_queue_full (the queue was full, the"
+            " score was answered but not recorded); dropped_write_error (the database refused).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._ledger_children = {
+            outcome: self.ledger_rows.labels(outcome)
+            for outcome in ("written", "dropped_queue_full", "dropped_write_error")
+        }
+        self.ledger_waiting = Gauge(
+            "leadml_ledger_queue_rows",
+            "Scores waiting in memory for the ledger writer.",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+        self.ledger_enabled = Gauge(
+            "leadml_ledger_enabled",
+            "1 when every score goes to the ledger (LEADML_LEDGER), else 0.",
+            registry=self.registry,
+            multiprocess_mode="liveall",
+        )
+
+    def count_ledger(self, outcome: str, rows: int) -> None:
+        self._ledger_children[outcome].inc(rows)
+
     def count_scores(self, grades: Iterable[str], mqls: int) -> None:
         counts: dict[str, int] = {}
         for grade in grades:

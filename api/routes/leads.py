@@ -23,6 +23,7 @@ from starlette.datastructures import UploadFile
 from api.deps import ScoringDep, SettingsDep, get_scoring
 from api.keys import HEADER
 from api.lead_model import LeadModel, decode_json
+from api.ledger import LedgerWriter, ledger_rows, score_source
 from api.metrics import ApiMetrics
 from api.schemas import (
     AUTH_RESPONSES,
@@ -90,6 +91,7 @@ async def score_lead(request: Request) -> Response:
             move = what_would_move(model.scorer, record, scoring.policy.cutoff, model.explainer)
         result["what_would_move"] = None if move is None else move.to_dict()
     _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
+    _record(request, model, [record], [result], "api")
     return Response(to_json(result), media_type="application/json")
 
 
@@ -171,6 +173,7 @@ async def score_batch(
     _metrics(request).count_scores(
         (r["grade"] for r in results), sum(1 for r in results if r["is_mql"])
     )
+    _record(request, model, records, results, "batch")
     order = rank_order([r["probability"] for r in results])
     ranked = [{**results[i], "rank": rank, "row": int(i) + 1} for rank, i in enumerate(order, 1)]
     return JSONResponse(
@@ -194,6 +197,20 @@ async def _score(
     if len(records) < THREAD_FROM_LEADS:
         return model.score(records, policy, reasons)
     return await anyio.to_thread.run_sync(model.score, records, policy, reasons)
+
+
+def _record(
+    request: Request,
+    model: ServingModel,
+    records: list[dict[str, Any]],
+    results: list[dict[str, Any]],
+    source: str,
+) -> None:
+    """Hand the scores to the ledger writer (never blocks; see api/ledger.py)."""
+    ledger: LedgerWriter | None = request.app.state.ledger
+    if ledger is not None:
+        origin = score_source(request.headers, source)
+        ledger.submit(ledger_rows(model.name, records, results, origin))
 
 
 def _metrics(request: Request) -> ApiMetrics:

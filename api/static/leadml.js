@@ -102,6 +102,8 @@ window.leadml = (() => {
     for (;;) {
       const headers = new Headers(options.headers || {});
       headers.set("Accept", "application/json");
+      // The score ledger tells scores made on the pages from those of other clients.
+      headers.set("X-LeadML-Source", "page");
       const key = storedKey();
       if (key) headers.set("X-API-Key", key);
       let body = options.body;

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     )
     api_keys: str = Field(
         default="",
-        description="Comma-separated 'role:sha256hex' entries (roles: scorer, admin).",
+        description="Comma-separated 'role:sha256hex' entries (roles: scorer, sales, admin).",
     )
     allow_anonymous: bool = Field(
         default=False, description="Serve without API keys (local demos only, loopback only)."
@@ -74,6 +74,40 @@ class Settings(BaseSettings):
         ge=0,
         description="The API re-reads the MQL policy this often (0 = on every request).",
     )
+
+    ledger: bool = Field(
+        default=True,
+        description="Keep every score in the app database's ledger (LEADML_LEDGER=off: don't).",
+    )
+    ledger_queue_rows: int = Field(
+        default=10_000,
+        ge=1,
+        description="Scores the API holds in memory for the ledger writer; beyond, they are"
+        " dropped (counted in /metrics) rather than slowing the scoring.",
+    )
+    ledger_batch_rows: int = Field(
+        default=500, ge=1, description="The ledger writer commits when this many scores wait..."
+    )
+    ledger_flush_seconds: float = Field(
+        default=0.05, gt=0, description="...or when the oldest has waited this long."
+    )
+    rejection_reasons: str = Field(
+        default="bad fit,no budget,already a customer,no answer,no authority,bad timing,other",
+        description="Comma-separated reasons sales may give for rejecting an SQL.",
+    )
+    max_outcome_events: int = Field(
+        default=5000, ge=1, description="Most outcome events in one POST /v1/outcomes."
+    )
+    outcome_window_days: float = Field(
+        default=90.0,
+        gt=0,
+        description="A lead normally closes within this many days; MQLs older than this without"
+        " an outcome count as missing, younger ones as too recent to have closed.",
+    )
+
+    @property
+    def rejection_reason_list(self) -> tuple[str, ...]:
+        return tuple(r.strip().lower() for r in self.rejection_reasons.split(",") if r.strip())
 
     @property
     def serving_uri(self) -> str:

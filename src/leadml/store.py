@@ -8,8 +8,15 @@ Decisions worth knowing:
   of a model name is its highest version.
 - A scored lead may name the policy version that produced it; that (model name, version) must be
   stored already (foreign key), so every score can be traced to its MQL line.
-- Outcomes are one row per lead id: recording an outcome again replaces it (last write wins) and
-  keeps `first_recorded_at`, the time the first outcome for that lead arrived.
+- The score ledger (`scored_leads`) is append-only: every score is a new row, never updated. Each
+  row keeps the features as scored, the reasons shown, where it came from (`SCORE_SOURCES`), and
+  for retraining with inverse-propensity weights `exploration` and `selection_probability`.
+- Sales outcome events (`outcome_events`: sql_accepted, sql_rejected, won, lost) are stored once per
+  (lead id, event, time): a retried post is counted as duplicates, never twice.
+- `outcomes` is one row per lead id, the lead's closing outcome: recording an outcome again
+  replaces it (last write wins) and keeps `first_recorded_at`, the time the first outcome for that
+  lead arrived. Closing events (won, lost, sql_rejected) update it in the same transaction, the
+  latest by time winning.
 - Naive datetimes are taken as UTC; everything read back is timezone-aware UTC.
 - JSON columns store NaN/inf as null and numpy scalars as plain numbers.
 - Every public write commits before it returns. SQLite runs with WAL, `synchronous=FULL` and foreign
@@ -37,6 +44,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.util.exc import CommandError
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -47,7 +55,16 @@ from leadml.threshold import POLICY_TYPES
 
 #: The policy kinds a stored version may have: the registry in threshold.py.
 POLICY_KINDS: Final = tuple(POLICY_TYPES)
-OUTCOME_SOURCES: Final = ("api", "csv")
+OUTCOME_SOURCES: Final = ("api", "csv", "import")
+#: Where a score came from: the single-lead route, a batch (API batch route), the pages, `leadml
+#: score`.
+SCORE_SOURCES: Final = ("api", "batch", "page", "cli")
+#: What sales says happened to a lead.
+OUTCOME_EVENTS: Final = ("sql_accepted", "sql_rejected", "won", "lost")
+#: Events that close a lead: it converted (won) or will not (lost, rejected as an SQL).
+CLOSING_EVENTS: Final = ("won", "lost", "sql_rejected")
+#: Lead ids looked up at a time (SQL parameter lists stay well below every driver's limit).
+LOOKUP_CHUNK: Final = 500
 SUPPORTED_DIALECTS: Final = ("sqlite", "postgresql")
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent / "migrations"
 URL_HINT: Final = "check LEADML_DATABASE_URL"
@@ -124,12 +141,30 @@ class ScoredLeadIn:
     lead_id: str | None = None
     policy_version: int | None = None
     scored_at: datetime | None = None  # None: the time it is recorded
+    source: str = "api"
+    reasons: Any = None
+    exploration: bool = False
+    #: The chance this lead was handed to sales under the policy; None: 1.0 for MQLs, else 0.0.
+    selection_probability: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.probability <= 1.0:
             raise DataError(
                 f"a scored lead's probability must be between 0 and 1, got {self.probability!r}"
             )
+        if self.source not in SCORE_SOURCES:
+            raise DataError(
+                f"unknown score source {self.source!r}; use one of {', '.join(SCORE_SOURCES)}"
+            )
+        chance = self.selection_probability
+        if chance is not None and not 0.0 <= chance <= 1.0:
+            raise DataError(f"a selection probability must be between 0 and 1, got {chance!r}")
+
+    @property
+    def handover_chance(self) -> float:
+        if self.selection_probability is not None:
+            return float(self.selection_probability)
+        return 1.0 if self.is_mql else 0.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -147,6 +182,57 @@ class ScoredLead:
     is_mql: bool
     scored_at: datetime
     features: Mapping[str, Any]
+    source: str
+    reasons: Any
+    exploration: bool
+    selection_probability: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutcomeEventIn:
+    """One thing sales says happened to a lead, at the time it happened.
+
+    `reason` says why an SQL was rejected (or a deal lost); `deal_value` is what a won deal is
+    worth. Naive times are taken as UTC.
+    """
+
+    lead_id: str
+    event: str
+    occurred_at: datetime
+    reason: str | None = None
+    deal_value: float | None = None
+    source: str = "api"
+
+    def __post_init__(self) -> None:
+        if not self.lead_id:
+            raise DataError("an outcome event needs the lead id it belongs to")
+        if self.event not in OUTCOME_EVENTS:
+            raise DataError(
+                f"unknown outcome event {self.event!r}; use one of {', '.join(OUTCOME_EVENTS)}"
+            )
+        if self.source not in OUTCOME_SOURCES:
+            raise DataError(
+                f"unknown outcome source {self.source!r}; use one of {', '.join(OUTCOME_SOURCES)}"
+            )
+        if self.deal_value is not None and not (
+            math.isfinite(self.deal_value) and self.deal_value >= 0
+        ):
+            raise DataError(f"a deal value must be a number >= 0, got {self.deal_value!r}")
+
+
+@dataclass(frozen=True)
+class OutcomeEventsStored:
+    """What became of a batch of outcome events: how many were new, how many were already there
+    (same lead id, event and time), and which lead ids the ledger has never scored (kept anyway)."""
+
+    received: int
+    stored: int
+    duplicates: int
+    unseen_lead_ids: tuple[str, ...]
+
+    @property
+    def unseen_leads(self) -> int:
+        return len(self.unseen_lead_ids)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -263,6 +349,10 @@ scored_leads = sa.Table(
     sa.Column("is_mql", sa.Boolean, nullable=False),
     sa.Column("scored_at", UTCDateTime, nullable=False),
     sa.Column("features", JSON_TYPE, nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default="api"),
+    sa.Column("reasons", JSON_TYPE, nullable=True),
+    sa.Column("exploration", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("selection_probability", sa.Float, nullable=False, server_default="1.0"),
     sa.ForeignKeyConstraint(
         ["model_name", "policy_version"],
         ["mql_policies.model_name", "mql_policies.version"],
@@ -280,6 +370,39 @@ outcomes = sa.Table(
     sa.Column("outcome_at", UTCDateTime, nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
     sa.Column("first_recorded_at", UTCDateTime, nullable=False),
+)
+
+outcome_events = sa.Table(
+    "outcome_events",
+    metadata,
+    sa.Column("id", ID_TYPE, primary_key=True, autoincrement=True),
+    sa.Column("lead_id", sa.Text, nullable=False),
+    sa.Column("event", sa.Text, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("deal_value", sa.Float, nullable=True),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("lead_id", "event", "occurred_at"),
+    sa.Index(None, "occurred_at"),
+)
+
+#: The ledger columns written for each score, in the order of `_LEDGER_INSERT`.
+LEDGER_WRITE_COLUMNS: Final = (
+    "lead_id",
+    "model_name",
+    "model_version",
+    "policy_version",
+    "probability",
+    "score",
+    "grade",
+    "is_mql",
+    "scored_at",
+    "features",
+    "source",
+    "reasons",
+    "exploration",
+    "selection_probability",
 )
 
 
@@ -432,19 +555,55 @@ def _policy_from_row(row: sa.RowMapping) -> PolicyRecord:
     return PolicyRecord(**{column.name: row[column.name] for column in mql_policies.columns})
 
 
-def _score_values(row: ScoredLeadIn, now: datetime) -> dict[str, Any]:
-    return {
-        "lead_id": row.lead_id,
-        "model_name": row.model_name,
-        "model_version": row.model_version,
-        "policy_version": row.policy_version,
-        "probability": float(row.probability),
-        "score": float(row.score),
-        "grade": row.grade,
-        "is_mql": bool(row.is_mql),
-        "scored_at": now if row.scored_at is None else row.scored_at,
-        "features": dict(row.features),
-    }
+def ledger_json(value: Any) -> str:
+    """JSON text for a ledger cell: fast (pydantic-core) for plain values, NaN/inf as null."""
+    try:
+        return to_json(value, inf_nan_mode="null", fallback=_json_fallback).decode()
+    except (PydanticSerializationError, TypeError, ValueError):
+        return json_dumps(value)
+
+
+def _json_fallback(value: Any) -> Any:
+    return to_json_value(value)
+
+
+def _sqlite_moment(moment: datetime) -> str:
+    # The layout SQLAlchemy's SQLite DATETIME writes, so text comparison orders by time.
+    return as_utc(moment).replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _ledger_insert_sql(dialect_name: str) -> str:
+    columns = ", ".join(LEDGER_WRITE_COLUMNS)
+    if dialect_name == "sqlite":
+        marks = ", ".join("?" for _ in LEDGER_WRITE_COLUMNS)
+    else:
+        json_columns = {"features", "reasons"}
+        marks = ", ".join(
+            "CAST(%s AS JSONB)" if name in json_columns else "%s" for name in LEDGER_WRITE_COLUMNS
+        )
+    return f"INSERT INTO scored_leads ({columns}) VALUES ({marks})"
+
+
+def _ledger_params(row: ScoredLeadIn, now: datetime, sqlite_layout: bool) -> tuple[Any, ...]:
+    """One ledger row as driver parameters, bypassing SQLAlchemy's per-value processing (the API
+    writes thousands of rows a second and the writer shares the interpreter with the scoring)."""
+    moment = now if row.scored_at is None else row.scored_at
+    return (
+        row.lead_id,
+        row.model_name,
+        row.model_version,
+        row.policy_version,
+        float(row.probability),
+        float(row.score),
+        row.grade,
+        bool(row.is_mql),
+        _sqlite_moment(moment) if sqlite_layout else as_utc(moment),
+        ledger_json(dict(row.features)),
+        row.source,
+        None if row.reasons is None else ledger_json(row.reasons),
+        bool(row.exploration),
+        row.handover_chance,
+    )
 
 
 def _score_from_row(row: sa.RowMapping) -> ScoredLead:
@@ -519,6 +678,246 @@ def _joined_scores_statement(model_name: str, since: datetime | None) -> sa.Sele
     )
 
 
+def _unique_events(events: Sequence[OutcomeEventIn]) -> list[OutcomeEventIn]:
+    """The first of each (lead id, event, time) in the batch: a batch may repeat itself too."""
+    unique: dict[tuple[str, str, datetime], OutcomeEventIn] = {}
+    for event in events:
+        unique.setdefault((event.lead_id, event.event, as_utc(event.occurred_at)), event)
+    return list(unique.values())
+
+
+def _event_values(event: OutcomeEventIn, now: datetime) -> dict[str, Any]:
+    return {
+        "lead_id": event.lead_id,
+        "event": event.event,
+        "occurred_at": event.occurred_at,
+        "reason": event.reason,
+        "deal_value": None if event.deal_value is None else float(event.deal_value),
+        "source": event.source,
+        "recorded_at": now,
+    }
+
+
+def _closing_outcomes(events: Sequence[OutcomeEventIn]) -> list[OutcomeIn]:
+    """Per lead, its latest closing event as the lead's outcome (won = converted)."""
+    latest: dict[str, OutcomeEventIn] = {}
+    for event in events:
+        if event.event not in CLOSING_EVENTS:
+            continue
+        known = latest.get(event.lead_id)
+        if known is None or as_utc(event.occurred_at) >= as_utc(known.occurred_at):
+            latest[event.lead_id] = event
+    return [
+        OutcomeIn(
+            lead_id=event.lead_id,
+            converted=event.event == "won",
+            source=event.source,
+            outcome_at=event.occurred_at,
+        )
+        for event in latest.values()
+    ]
+
+
+def _upsert_later_outcomes_statement(dialect_name: str) -> Any:
+    """Like `_upsert_outcomes_statement`, but an outcome replaces only an earlier one."""
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    statement = insert(outcomes)
+    replaced = ("converted", "source", "outcome_at", "recorded_at")
+    return statement.on_conflict_do_update(
+        index_elements=[outcomes.c.lead_id],
+        set_={name: statement.excluded[name] for name in replaced},
+        where=statement.excluded.outcome_at >= outcomes.c.outcome_at,
+    )
+
+
+def _insert_new_events_statement(dialect_name: str) -> Any:
+    insert = postgresql.insert if dialect_name == "postgresql" else sqlite.insert
+    return (
+        insert(outcome_events)
+        .on_conflict_do_nothing(
+            index_elements=[
+                outcome_events.c.lead_id,
+                outcome_events.c.event,
+                outcome_events.c.occurred_at,
+            ]
+        )
+        .returning(outcome_events.c.id)
+    )
+
+
+def _window(
+    column: sa.ColumnElement[Any], since: datetime | None, until: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if since is not None:
+        conditions.append(column >= as_utc(since))
+    if until is not None:
+        conditions.append(column < as_utc(until))
+    return conditions
+
+
+#: Columns of `Store.ledger_frame`, in order.
+LEDGER_COLUMNS: Final = (
+    "ledger_id",
+    "lead_id",
+    "model_name",
+    "model_version",
+    "policy_version",
+    "probability",
+    "score",
+    "grade",
+    "is_mql",
+    "exploration",
+    "selection_probability",
+    "source",
+    "scored_at",
+    "features",
+    "reasons",
+)
+#: Columns of `Store.outcome_events_frame`, in order.
+EVENT_COLUMNS: Final = (
+    "lead_id",
+    "event",
+    "occurred_at",
+    "reason",
+    "deal_value",
+    "source",
+    "recorded_at",
+)
+#: Columns `attach_outcomes` adds to ledger rows.
+OUTCOME_COLUMNS: Final = (
+    "converted",
+    "outcome",
+    "outcome_at",
+    "sql_status",
+    "rejection_reason",
+    "deal_value",
+    "first_event_at",
+)
+
+
+def ledger_frame_from_rows(rows: Sequence[sa.RowMapping]) -> pd.DataFrame:
+    frame = pd.DataFrame([dict(row) for row in rows], columns=list(LEDGER_COLUMNS))
+    return frame.astype(
+        {
+            "ledger_id": "int64",
+            "lead_id": "object",
+            "model_name": "str",
+            "model_version": "str",
+            "policy_version": "Int64",
+            "probability": "float64",
+            "score": "float64",
+            "grade": "str",
+            "is_mql": "bool",
+            "exploration": "bool",
+            "selection_probability": "float64",
+            "source": "str",
+            "scored_at": "datetime64[us, UTC]",
+            "features": "object",
+            "reasons": "object",
+        }
+    )
+
+
+def events_frame_from_rows(rows: Sequence[sa.RowMapping]) -> pd.DataFrame:
+    frame = pd.DataFrame([dict(row) for row in rows], columns=list(EVENT_COLUMNS))
+    return frame.astype(
+        {
+            "lead_id": "str",
+            "event": "str",
+            "occurred_at": "datetime64[us, UTC]",
+            "reason": "object",
+            "deal_value": "float64",
+            "source": "str",
+            "recorded_at": "datetime64[us, UTC]",
+        }
+    )
+
+
+def attach_outcomes(ledger: pd.DataFrame, events: pd.DataFrame) -> pd.DataFrame:
+    """One row per lead id: the score that stands for the lead, with what sales said of it.
+
+    The score that stands for a lead is its latest ledger row made at or before the lead's first
+    outcome event (later scores could have seen what sales did), or its latest row when no event
+    has come yet; a lead scored only after its first event is left out. Rows without a lead id
+    cannot be joined and are left out too.
+
+    Added columns (`OUTCOME_COLUMNS`): `converted` (True when won, False when lost or rejected as
+    an SQL, <NA> while open), `outcome` (won / lost / sql_rejected, None while open) and
+    `outcome_at` (when it closed: the first won, else the first lost or rejection), `sql_status`
+    (accepted / rejected: the latest SQL decision, "accepted" when won without one),
+    `rejection_reason`, `deal_value` (of the first won event) and `first_event_at`.
+    """
+    scored = ledger[ledger["lead_id"].notna()].copy()
+    scored["lead_id"] = scored["lead_id"].astype(str)
+    columns = [*ledger.columns, *OUTCOME_COLUMNS]
+    if scored.empty:
+        return _typed_joined(pd.DataFrame(columns=columns))
+    summary = _summarise_events(events)
+    scored = scored.merge(summary, how="left", left_on="lead_id", right_index=True)
+    first = scored["first_event_at"]
+    usable = first.isna() | (scored["scored_at"] <= first)
+    scored = scored[usable].sort_values(["lead_id", "scored_at", "ledger_id"], kind="stable")
+    chosen = scored.groupby("lead_id", sort=False).tail(1)
+    chosen = chosen.sort_values(["scored_at", "ledger_id"], kind="stable").reset_index(drop=True)
+    return _typed_joined(chosen[columns])
+
+
+def _summarise_events(events: pd.DataFrame) -> pd.DataFrame:
+    index = pd.Index([], name="lead_id", dtype="object")
+    summary = pd.DataFrame(index=index, columns=[c for c in OUTCOME_COLUMNS])
+    if events.empty:
+        return summary
+    ordered = events.sort_values(["occurred_at", "event"], kind="stable")
+    grouped = ordered.groupby("lead_id", sort=False)
+    first_event = grouped["occurred_at"].min()
+    won = ordered[ordered["event"] == "won"].groupby("lead_id").head(1).set_index("lead_id")
+    closed = ordered[ordered["event"].isin(["lost", "sql_rejected"])]
+    closed = closed.groupby("lead_id").head(1).set_index("lead_id")
+    sql = ordered[ordered["event"].isin(["sql_accepted", "sql_rejected"])]
+    last_sql = sql.groupby("lead_id").tail(1).set_index("lead_id")
+    rejected = ordered[ordered["event"] == "sql_rejected"].groupby("lead_id").tail(1)
+    rejected = rejected.set_index("lead_id")
+    summary = pd.DataFrame(index=first_event.index)
+    summary["first_event_at"] = first_event
+    summary["outcome"] = None
+    summary.loc[closed.index, "outcome"] = closed["event"]
+    summary.loc[won.index, "outcome"] = "won"
+    summary["converted"] = summary["outcome"].map(
+        {"won": True, "lost": False, "sql_rejected": False}
+    )
+    summary["outcome_at"] = pd.Series(pd.NaT, index=summary.index, dtype="datetime64[us, UTC]")
+    summary.loc[closed.index, "outcome_at"] = closed["occurred_at"]
+    summary.loc[won.index, "outcome_at"] = won["occurred_at"]
+    status = last_sql["event"].map({"sql_accepted": "accepted", "sql_rejected": "rejected"})
+    summary["sql_status"] = None
+    summary.loc[won.index, "sql_status"] = "accepted"
+    summary.loc[status.index, "sql_status"] = status
+    summary["rejection_reason"] = None
+    summary.loc[rejected.index, "rejection_reason"] = rejected["reason"]
+    summary["deal_value"] = float("nan")
+    summary.loc[won.index, "deal_value"] = won["deal_value"]
+    return summary
+
+
+def _typed_joined(frame: pd.DataFrame) -> pd.DataFrame:
+    typed = ledger_frame_from_rows([]) if frame.empty else frame
+    if frame.empty:
+        for name in OUTCOME_COLUMNS:
+            typed[name] = pd.Series(dtype="object")
+    typed = typed.astype(
+        {
+            "converted": "boolean",
+            "outcome_at": "datetime64[us, UTC]",
+            "first_event_at": "datetime64[us, UTC]",
+            "deal_value": "float64",
+        }
+    )
+    for name in ("outcome", "sql_status", "rejection_reason"):
+        typed[name] = typed[name].astype(object).where(typed[name].notna(), None)
+    return typed
+
+
 def joined_frame(rows: Sequence[sa.RowMapping]) -> pd.DataFrame:
     frame = pd.DataFrame([dict(row) for row in rows], columns=list(JOINED_COLUMNS))
     return frame.astype(
@@ -557,6 +956,7 @@ class Store:
     def __init__(self, engine: Engine, clock: Callable[[], datetime] = utc_now) -> None:
         self.engine = engine
         self._clock = clock
+        self._known_policies: set[tuple[str, int]] = set()
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -630,20 +1030,27 @@ class Store:
     # -- scores and outcomes ------------------------------------------------------------------
 
     def record_scores(self, rows: Sequence[ScoredLeadIn]) -> int:
-        """Store scored leads; returns how many were stored."""
+        """Append scored leads to the ledger in one transaction; returns how many were stored.
+
+        Rows are only ever added. The API's ledger writer calls this with a group of rows at a
+        time (group commit); `leadml score` with each chunk.
+        """
         if not rows:
             return 0
         now = self._clock()
         with self._transaction("storing scored leads", write=True) as conn:
             self._check_policies_exist(conn, rows)
-            conn.execute(scored_leads.insert(), [_score_values(row, now) for row in rows])
+            name = conn.dialect.name
+            params = [_ledger_params(row, now, name == "sqlite") for row in rows]
+            conn.exec_driver_sql(_ledger_insert_sql(name), params)
         return len(rows)
 
     def _check_policies_exist(self, conn: Connection, rows: Sequence[ScoredLeadIn]) -> None:
         wanted = {
             (row.model_name, row.policy_version) for row in rows if row.policy_version is not None
         }
-        for model_name, version in sorted(wanted):
+        # Policy versions are never deleted: one found stays found.
+        for model_name, version in sorted(wanted - self._known_policies):
             found = conn.execute(
                 sa.select(mql_policies.c.version).where(
                     mql_policies.c.model_name == model_name, mql_policies.c.version == version
@@ -654,6 +1061,7 @@ class Store:
                     f"scores refer to MQL policy version {version} of {model_name!r}, which is "
                     "not in the store; store the policy first (add_policy) or leave it out"
                 )
+            self._known_policies.add((model_name, version))
 
     def recent_scores(self, model_name: str, limit: int = 100) -> list[ScoredLead]:
         """The latest scores made by `model_name`, newest first."""
@@ -676,6 +1084,116 @@ class Store:
             statement = _upsert_outcomes_statement(conn.dialect.name)
             conn.execute(statement, [_outcome_values(row, now) for row in latest])
         return len(latest)
+
+    def record_outcome_events(self, events: Sequence[OutcomeEventIn]) -> OutcomeEventsStored:
+        """Store sales outcome events once per (lead id, event, time), committed before it returns.
+
+        An event already stored (a CRM retrying) counts as a duplicate and changes nothing.
+        Closing events also update the lead's row in `outcomes` (the latest closing event wins).
+        Lead ids the ledger has never scored are stored too and listed in the answer. (The API's
+        ledger commits in groups, so a lead scored in the last moment may be listed as unseen.)
+        """
+        unique = _unique_events(events)
+        if not unique:
+            return OutcomeEventsStored(len(events), 0, len(events), ())
+        now = self._clock()
+        with self._transaction("storing outcome events", write=True) as conn:
+            name = conn.dialect.name
+            inserted = conn.execute(
+                _insert_new_events_statement(name), [_event_values(e, now) for e in unique]
+            )
+            stored = len(inserted.all())
+            closing = _closing_outcomes(unique)
+            if closing:
+                conn.execute(
+                    _upsert_later_outcomes_statement(name),
+                    [_outcome_values(row, now) for row in closing],
+                )
+            unseen = self._unseen_lead_ids(conn, sorted({e.lead_id for e in unique}))
+        return OutcomeEventsStored(len(events), stored, len(events) - stored, tuple(unseen))
+
+    def _unseen_lead_ids(self, conn: Connection, lead_ids: Sequence[str]) -> list[str]:
+        seen: set[str] = set()
+        for start in range(0, len(lead_ids), LOOKUP_CHUNK):
+            chunk = list(lead_ids[start : start + LOOKUP_CHUNK])
+            found = conn.execute(
+                sa.select(scored_leads.c.lead_id)
+                .where(scored_leads.c.lead_id.in_(chunk))
+                .distinct()
+            )
+            seen.update(str(value) for value in found.scalars())
+        return [lead_id for lead_id in lead_ids if lead_id not in seen]
+
+    def ledger_frame(
+        self,
+        *,
+        model_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Every ledger row scored in [since, until) (all when not given), oldest first.
+
+        Columns: LEDGER_COLUMNS (`features` and `reasons` as dicts, times UTC).
+        """
+        s = scored_leads
+        conditions = _window(s.c.scored_at, since, until)
+        if model_name is not None:
+            conditions.append(s.c.model_name == model_name)
+        statement = (
+            sa.select(s.c.id.label("ledger_id"), *(s.c[n] for n in LEDGER_COLUMNS[1:]))
+            .where(*conditions)
+            .order_by(s.c.scored_at, s.c.id)
+        )
+        with self._transaction("reading the score ledger") as conn:
+            rows = list(conn.execute(statement).mappings())
+        return ledger_frame_from_rows(rows)
+
+    def outcome_events_frame(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        scored_since: datetime | None = None,
+        scored_until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """Outcome events that occurred in [since, until), of leads scored in [scored_since,
+        scored_until) when those are given; oldest first. Columns: EVENT_COLUMNS."""
+        e = outcome_events
+        conditions = _window(e.c.occurred_at, since, until)
+        if scored_since is not None or scored_until is not None:
+            scored_ids = sa.select(scored_leads.c.lead_id).where(
+                scored_leads.c.lead_id.is_not(None),
+                *_window(scored_leads.c.scored_at, scored_since, scored_until),
+            )
+            conditions.append(e.c.lead_id.in_(scored_ids))
+        statement = (
+            sa.select(*(e.c[n] for n in EVENT_COLUMNS))
+            .where(*conditions)
+            .order_by(e.c.occurred_at, e.c.id)
+        )
+        with self._transaction("reading outcome events") as conn:
+            rows = list(conn.execute(statement).mappings())
+        return events_frame_from_rows(rows)
+
+    def ledger_with_outcomes(
+        self,
+        *,
+        model_name: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """The ledger joined to later outcomes, point in time: one row per lead scored in
+        [since, until), with the features exactly as they were scored.
+
+        Each lead's row is its latest score made at or before its first outcome event (or its
+        latest score while no event has come), so nothing sales did after the score leaks into it;
+        see `attach_outcomes` for the outcome columns. Columns: LEDGER_COLUMNS + OUTCOME_COLUMNS.
+        `exploration` and `selection_probability` give each lead's chance of being handed to
+        sales, for inverse-propensity weights.
+        """
+        ledger = self.ledger_frame(model_name=model_name, since=since, until=until)
+        events = self.outcome_events_frame(scored_since=since, scored_until=until)
+        return attach_outcomes(ledger, events)
 
     def get_outcome(self, lead_id: str) -> Outcome | None:
         """The outcome recorded for `lead_id`, or None."""

@@ -15,14 +15,14 @@ def test_a_key_is_stored_as_its_sha256_digest() -> None:
 def test_roles_come_from_the_matching_entries_and_admin_can_score() -> None:
     keys = ApiKeys.parse(f" scorer:{hash_key('s')} , admin:{hash_key('a')},")
     assert keys.roles_of("s") == {Role.SCORER}
-    assert keys.roles_of("a") == {Role.SCORER, Role.ADMIN}
+    assert keys.roles_of("a") == {Role.SCORER, Role.SALES, Role.ADMIN}
     assert keys.roles_of("unknown") == frozenset()
     assert keys.roles_of("") == frozenset()
 
 
 def test_digests_are_read_in_any_case() -> None:
     keys = ApiKeys.parse(f"ADMIN:{hash_key('a').upper()}")
-    assert keys.roles_of("a") == {Role.SCORER, Role.ADMIN}
+    assert keys.roles_of("a") == {Role.SCORER, Role.SALES, Role.ADMIN}
 
 
 def test_no_entries_means_no_keys() -> None:
@@ -65,4 +65,4 @@ def test_the_command_line_makes_a_key_and_its_entry(capsys: pytest.CaptureFixtur
     lines = capsys.readouterr().out.splitlines()
     key = lines[0].split()[-1]
     entry = lines[1].split()[-1]
-    assert ApiKeys.parse(entry).roles_of(key) == {Role.SCORER, Role.ADMIN}
+    assert ApiKeys.parse(entry).roles_of(key) == {Role.SCORER, Role.SALES, Role.ADMIN}

@@ -1,0 +1,177 @@
+"""The score ledger behind the API: every score recorded, off when asked, never blocking."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_testkit import SCORER, api_settings
+from fastapi.testclient import TestClient
+
+from api.ledger import LedgerWriter
+from api.main import create_app
+from conftest import TrainedModel
+from leadml.store import ScoredLeadIn, Store
+
+
+def demo_leads(client: TestClient, count: int) -> list[dict[str, Any]]:
+    model = client.app.state.holder.current  # type: ignore[attr-defined]
+    example = dict(model.lead_model.example)
+    id_field = model.lead_model.id_field
+    return [{**example, id_field: f"L{i}"} for i in range(count)]
+
+
+def ledger_of(client: TestClient) -> Any:
+    state = client.app.state  # type: ignore[attr-defined]
+    assert state.ledger.flush(10.0)
+    store: Store = state.store
+    return store.ledger_frame()
+
+
+@pytest.fixture(scope="module")
+def ledger_client(trained: TrainedModel, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    app = create_app(api_settings(trained, tmp_path_factory.mktemp("ledger")))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_every_score_is_recorded_with_its_provenance(ledger_client: TestClient) -> None:
+    client = ledger_client
+    [one, *batch] = demo_leads(client, 4)
+    single = client.post("/v1/leads/score", json=one, headers=SCORER).json()
+    ranked = client.post("/v1/leads/score-batch", json=batch, headers=SCORER).json()
+    page = client.post(
+        "/v1/leads/score?reasons=false",
+        json={**one, "lead_id": "P1"},
+        headers={**SCORER, "X-LeadML-Source": "page"},
+    ).json()
+
+    ledger = ledger_of(client)
+    by_id = {row["lead_id"]: row for row in ledger.to_dict(orient="records")}
+    assert sorted(by_id) == ["L0", "L1", "L2", "L3", "P1"]
+    assert [by_id[i]["source"] for i in ("L0", "L1", "P1")] == ["api", "batch", "page"]
+    first = by_id["L0"]
+    assert first["probability"] == pytest.approx(single["probability"])
+    assert (first["score"], first["grade"], first["is_mql"]) == (
+        single["score"],
+        single["grade"],
+        single["is_mql"],
+    )
+    assert first["model_version"] == single["model_version"]
+    assert first["reasons"] == single["reasons"]
+    assert by_id["P1"]["reasons"] is None and page["reasons"] is None
+    assert first["features"]["lead_id"] == "L0"
+    assert set(first["features"]) >= set(one) - {"created_at"}
+    assert first["exploration"] is False or first["exploration"] == 0
+    assert first["selection_probability"] == (1.0 if single["is_mql"] else 0.0)
+    for lead in ranked["leads"]:
+        assert by_id[lead["lead_id"]]["probability"] == pytest.approx(lead["probability"])
+    metrics = client.get("/metrics").text
+    assert 'leadml_ledger_rows_total{outcome="written"} 5.0' in metrics
+    assert "leadml_ledger_enabled 1.0" in metrics
+
+
+def test_ledger_off_records_nothing(trained: TrainedModel, tmp_path: Path) -> None:
+    app = create_app(api_settings(trained, tmp_path, ledger=False))
+    with TestClient(app) as client:
+        response = client.post("/v1/leads/score", json=demo_leads(client, 1)[0], headers=SCORER)
+        assert response.status_code == 200
+        assert client.app.state.ledger is None  # type: ignore[attr-defined]
+        assert "leadml_ledger_enabled 0.0" in client.get("/metrics").text
+        assert client.app.state.store.ledger_frame().empty  # type: ignore[attr-defined]
+
+
+def test_a_full_queue_drops_scores_says_so_and_never_fails_the_score(
+    trained: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(api_settings(trained, tmp_path, ledger_queue_rows=3))
+    with TestClient(app) as client, caplog.at_level(logging.WARNING, "leadml.api.ledger"):
+        response = client.post("/v1/leads/score-batch", json=demo_leads(client, 5), headers=SCORER)
+        assert response.status_code == 200 and response.json()["count"] == 5
+        metrics = client.get("/metrics").text
+        assert 'leadml_ledger_rows_total{outcome="dropped_queue_full"} 5.0' in metrics
+        assert ledger_of(client).empty
+    assert any("queue is full" in record.message for record in caplog.records)
+
+
+WRITE_MANY = textwrap.dedent(
+    """
+    import sys, threading
+    from api.ledger import LedgerWriter
+    from leadml.store import ScoredLeadIn, Store
+
+    url, worker, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    store = Store.from_url(url)
+    writer = LedgerWriter(store, batch_rows=50, flush_seconds=0.01)
+    writer.start()
+
+    def score(thread):
+        for i in range(rows):
+            lead = f"{worker}-{thread}-{i}"
+            writer.submit([ScoredLeadIn(
+                lead_id=lead, model_name="leads", model_version="1", probability=0.5,
+                score=50, grade="B", is_mql=True, features={"n": i}, source="api",
+            )])
+
+    pool = [threading.Thread(target=score, args=(t,)) for t in range(threads)]
+    for t in pool: t.start()
+    for t in pool: t.join()
+    writer.close()
+    print("done")
+    """
+)
+
+
+def test_several_workers_write_at_once_without_losing_rows(store_url: str) -> None:
+    store = Store.from_url(store_url)
+    store.migrate()
+    workers, threads, rows = 4, 3, 300
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITE_MANY, store_url, f"w{w}", str(threads), str(rows)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(workers)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=180)
+        assert process.returncode == 0 and out.strip() == "done", err
+
+    ledger = store.ledger_frame()
+    store.close()
+    expected = {
+        f"w{w}-{t}-{i}" for w in range(workers) for t in range(threads) for i in range(rows)
+    }
+    assert len(ledger) == len(expected)
+    assert set(ledger["lead_id"]) == expected
+
+
+def test_the_writer_commits_in_groups(tmp_path: Path) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'app.db'}")
+    store.migrate()
+    groups: list[int] = []
+    writer = LedgerWriter(
+        store,
+        batch_rows=100,
+        flush_seconds=5.0,
+        count=lambda outcome, rows: groups.append(rows),
+    )
+    writer.start()
+    row = ScoredLeadIn(
+        lead_id="G", model_name="leads", model_version="1", probability=0.1, score=10,
+        grade="D", is_mql=False, features={"x": json.dumps({"a": 1})},
+    )  # fmt: skip
+    writer.submit([row] * 250)
+    writer.close()
+
+    assert groups == [100, 100, 50]
+    assert len(store.ledger_frame()) == 250
+    store.close()
