@@ -33,7 +33,7 @@ from api.metrics import ApiMetrics, MetricsMiddleware
 from api.model_holder import ModelHolder, Refusal, Reloader
 from api.pages import install_pages
 from api.policies import PolicyCache, ServingPolicyBook
-from api.routes import admin, docs, export, health, leads, model, mql_policy, outcomes
+from api.routes import admin, docs, export, health, leads, model, monitoring, mql_policy, outcomes
 from api.security import SecurityHeaders
 from api.serving import ServingModel, load_serving_model
 from api.workers import WorkerHeader, WorkerSync
@@ -144,6 +144,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mql_policy.router,
         export.router,
         outcomes.router,
+        monitoring.router,
     ):
         app.include_router(router)
     # Before the pages: their /static mount would otherwise shadow the docs' /static/docs files.

@@ -61,6 +61,8 @@ class ServingModel:
     lead_model: LeadModel
     loaded_at: datetime
     quantiles: np.ndarray = field(repr=False)
+    #: The model's holdout leads (features as at training): the reference for feature drift.
+    holdout_leads: pd.DataFrame | None = field(default=None, repr=False)
     quantile_list: list[float] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -184,6 +186,7 @@ def load_serving_model(
         lead_model=build_lead_model(scorer.schema, leads),
         loaded_at=datetime.now(UTC),
         quantiles=np.asarray(bundle.info.reference_quantiles, dtype=float),
+        holdout_leads=leads,
     )
     _smoke_score(model, policies)
     return model

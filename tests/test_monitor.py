@@ -16,11 +16,11 @@ from leadml import demo
 from leadml.data import load_leads
 from leadml.errors import DataError
 from leadml.monitor import (
+    ACT,
     HEALTHY,
     MIN_LEADS,
     PSI_MODERATE,
     PSI_SIGNIFICANT,
-    RETRAIN,
     MonitorReport,
     monitor_outcomes,
     population_stability_index,
@@ -69,7 +69,7 @@ def synthetic(seed: int, n: int, factor: float = 1.0) -> tuple[np.ndarray, np.nd
     return (rng.random(n) < p * factor).astype(int), p
 
 
-def test_mqls_converting_below_their_promise_mean_retrain() -> None:
+def test_mqls_converting_below_their_promise_mean_act() -> None:
     hy, hp = synthetic(0, 5000)
     y, p = synthetic(1, 3000)
     is_mql = p >= 0.7
@@ -80,7 +80,7 @@ def test_mqls_converting_below_their_promise_mean_retrain() -> None:
     assert sum(g.n for g in healthy.grades) == 3000
     y_worse, _ = synthetic(1, 3000, factor=0.8)  # same leads, every chance 20 % lower
     worse = monitor_outcomes(y_worse, p, grades, is_mql, hy, hp, grade_labels=("A", "B"))
-    assert worse.verdict == RETRAIN, worse.sentence
+    assert worse.verdict == ACT, worse.sentence
     mql = worse.mql[0]
     assert mql.group == "MQL" and mql.flag == "below" and mql.material
     assert mql.high < mql.expected_rate
@@ -128,7 +128,7 @@ def monitor_demo(
 
 def test_fresh_leads_from_the_same_generator(scorer: Scorer, holdout: Holdout) -> None:
     report = monitor_demo(scorer, holdout, demo.generate_leads(2000, seed=7))
-    assert report.verdict != RETRAIN, report.sentence
+    assert report.verdict != ACT, report.sentence
     assert report.drift.psi < PSI_MODERATE and report.drift.reading == "stable"
     cal = report.calibration
     assert cal.recent_roc_auc is not None
@@ -141,14 +141,14 @@ def test_fresh_leads_from_the_same_generator(scorer: Scorer, holdout: Holdout) -
     assert report.mql[0].realised_rate > report.mql[1].realised_rate
 
 
-def test_shuffled_outcomes_mean_retrain(scorer: Scorer, holdout: Holdout) -> None:
+def test_shuffled_outcomes_mean_act(scorer: Scorer, holdout: Holdout) -> None:
     frame = demo.generate_leads(2000, seed=7)
     shuffled = np.random.default_rng(0).permutation(frame[demo.TARGET].to_numpy())
     report = monitor_demo(scorer, holdout, frame, shuffled)
     cal = report.calibration
     assert cal.recent_roc_auc is not None and cal.recent_roc_auc < 0.6
     assert cal.recent_roc_auc < cal.holdout_roc_auc - 0.2
-    assert report.verdict == RETRAIN
+    assert report.verdict == ACT
     assert any("ROC AUC fell" in reason for reason in report.reasons)
     assert report.drift.psi < PSI_MODERATE  # the leads are as before; only outcomes are random
     assert report.mql[0].flag == "below"
@@ -161,7 +161,7 @@ def test_a_shifted_population_is_flagged(scorer: Scorer, holdout: Holdout) -> No
     report = monitor_demo(scorer, holdout, demo_requests)
     assert report.drift.psi > PSI_SIGNIFICANT
     assert report.drift.reading == "significant shift"
-    assert report.verdict == RETRAIN
+    assert report.verdict == ACT
     assert "shifted significantly" in report.reasons[0]
     # Most demo requesters land in the holdout's top deciles.
     assert report.drift.recent_shares[-1] > 3 * report.drift.holdout_shares[-1]

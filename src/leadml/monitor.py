@@ -12,13 +12,13 @@ probabilities saved at training time), `monitor_outcomes` answers three question
 3. drift of the score distribution: the population stability index (PSI) of the recent
    probabilities against the holdout probabilities, over the holdout's deciles.
 
-and sums them up in a verdict, `healthy`, `watch` or `retrain`, with a reason in plain words for
+and sums them up in a verdict, `healthy`, `watch` or `act`, with a reason in plain words for
 every finding. The rules, with their thresholds (module constants below):
 
-- retrain when
+- act (retrain, or move the line) when
   - PSI > `PSI_SIGNIFICANT` (0.25): the leads coming in are scored very differently from the
     leads the model was evaluated on;
-  - recent ROC AUC is more than `AUC_DROP_RETRAIN` (0.05) below the holdout's: the model ranks
+  - recent ROC AUC is more than `AUC_DROP_ACT` (0.05) below the holdout's: the model ranks
     leads worse than it did;
   - the MQLs' realised conversion rate is significantly below expectation (the expected rate is
     above the interval) and materially so, by more than `MATERIAL_GAP` (5 percentage points):
@@ -43,17 +43,21 @@ pure function of in-memory arrays: no files, no database, no MLflow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from leadml.errors import DataError
 from leadml.evaluate import check_scores, expected_calibration_error, holdout_metrics
+from leadml.schema import blank_placeholders, boolean_series, numeric_series
 
 #: Fewest recent leads with an outcome that monitoring works on.
 MIN_LEADS = 30
@@ -67,9 +71,9 @@ PSI_SIGNIFICANT = 0.25
 PSI_BINS = 10
 #: Share floor in each PSI bin, so an empty bin counts as large but finite.
 PSI_FLOOR = 1e-4
-#: Recent ROC AUC this far below the holdout's means watch / retrain.
+#: Recent ROC AUC this far below the holdout's means watch / act.
 AUC_DROP_WATCH = 0.02
-AUC_DROP_RETRAIN = 0.05
+AUC_DROP_ACT = 0.05
 #: Fewest leads of each outcome for the recent ROC AUC to be judged.
 AUC_MIN_PER_OUTCOME = 10
 #: Recent ECE this far above the holdout's (and above chance, see below) means watch.
@@ -78,12 +82,12 @@ ECE_RISE_WATCH = 0.05
 ECE_CHANCE_QUANTILE = 0.95
 ECE_CHANCE_DRAWS = 200
 #: A group's realised rate this far (absolute) from the expected one is material: a watch for any
-#: group, a retrain for MQLs converting below expectation.
+#: group, a act for MQLs converting below expectation.
 MATERIAL_GAP = 0.05
 
 HEALTHY = "healthy"
 WATCH = "watch"
-RETRAIN = "retrain"
+ACT = "act"
 
 MQL_GROUP = "MQL"
 OTHER_GROUP = "not MQL"
@@ -254,7 +258,7 @@ class MonitorReport:
                 "psi_moderate": PSI_MODERATE,
                 "psi_significant": PSI_SIGNIFICANT,
                 "auc_drop_watch": AUC_DROP_WATCH,
-                "auc_drop_retrain": AUC_DROP_RETRAIN,
+                "auc_drop_act": AUC_DROP_ACT,
                 "auc_min_per_outcome": AUC_MIN_PER_OUTCOME,
                 "ece_rise_watch": ECE_RISE_WATCH,
                 "material_gap": MATERIAL_GAP,
@@ -317,10 +321,10 @@ def _verdict(
     cal: Calibration,
     drift: Drift,
 ) -> tuple[str, tuple[str, ...]]:
-    retrain: list[str] = []
+    act: list[str] = []
     watch: list[str] = []
     if drift.psi > PSI_SIGNIFICANT:
-        retrain.append(
+        act.append(
             f"the score distribution shifted significantly (PSI {drift.psi:.3f} >"
             f" {PSI_SIGNIFICANT}): recent leads are unlike those the model was evaluated on"
         )
@@ -338,8 +342,8 @@ def _verdict(
             f"ROC AUC fell to {cal.recent_roc_auc:.3f} from {cal.holdout_roc_auc:.3f} on the"
             f" holdout: the model ranks recent leads worse"
         )
-        if drop > AUC_DROP_RETRAIN:
-            retrain.append(text)
+        if drop > AUC_DROP_ACT:
+            act.append(text)
         elif drop > AUC_DROP_WATCH:
             watch.append(text)
     if cal.recent_ece - cal.holdout_ece > ECE_RISE_WATCH and cal.recent_ece > cal.recent_ece_chance:
@@ -353,14 +357,14 @@ def _verdict(
             continue
         what = "MQLs" if check.group == MQL_GROUP else "leads below the MQL line"
         if check.group == MQL_GROUP and check.flag == "below":
-            retrain.append(_group_text(check, what))
+            act.append(_group_text(check, what))
         else:
             watch.append(_group_text(check, what))
     for check in grades:
         if check.material:
             watch.append(_group_text(check, f"grade {check.group}"))
-    if retrain:
-        return RETRAIN, tuple(retrain + watch)
+    if act:
+        return ACT, tuple(act + watch)
     if watch:
         return WATCH, tuple(watch)
     auc = f"ROC AUC {cal.recent_roc_auc:.3f}" if cal.recent_roc_auc is not None else "ranking"
@@ -427,4 +431,654 @@ def monitor_outcomes(
         drift=drift,
         verdict=verdict,
         reasons=reasons,
+    )
+
+
+# ==================================================================================================
+# The MQL line as a contract: what each policy version promised against what the ledger shows
+#
+# `mql_contract` takes the score ledger (every score in a period), the ledger joined to sales
+# outcomes (one row per lead, see leadml.store.attach_outcomes), the promise each policy version
+# made when it was set (its stored `expected` figures), and the serving model's holdout. Per
+# policy version and model version it reports:
+#
+# - realised conversion of MQLs (Wilson interval) against the promised precision and its interval;
+# - realised conversion per grade against the grade's conversion on the holdout;
+# - the SQL acceptance rate of MQLs and the rejection reasons;
+# - MQL volume per week, and the MQL share against the promised one;
+# - calibration (ECE, Brier) on the leads with an outcome against the holdout's;
+# - how many MQLs still have no outcome: too recent to have closed, or overdue;
+#
+# and over the whole period the PSI of the scores and of each feature against the holdout (the
+# usual bands: 0.10 a moderate shift, 0.25 a significant one). Every figure ends in a finding:
+# healthy / watch / act with one sentence a marketer can read; a group's verdict is its worst
+# finding, the report's the worst of all. The rules:
+#
+# - act: MQLs convert materially (> MATERIAL_GAP) below the promise, and their interval lies
+#   wholly below the promised interval; the score distribution shifted significantly (PSI > 0.25).
+# - watch: MQLs convert outside the promised interval otherwise (above it too: the line could go
+#   lower); a grade converts materially off its holdout rate, the two Bonferroni-widened intervals
+#   apart; sales accepts fewer than ACCEPTANCE_WATCH of the MQLs (interval wholly below);
+#   the MQL share is materially off the promise; calibration rule as in `monitor_outcomes`;
+#   score PSI > 0.10; a feature's PSI > 0.25; more than MISSING_WATCH of the MQLs older than the
+#   outcome window have no outcome (the contract cannot be checked).
+# - a figure with fewer than MIN_JUDGED leads behind it is reported but not judged (healthy, and
+#   its sentence says so).
+#
+# Conversion below the line is rarely observed (sales works MQLs); ranking (ROC AUC) on leads with
+# an outcome is therefore left out here: on MQLs alone it is low by construction. Date features are
+# left out of feature drift: time moves on by design.
+
+#: Fewest leads behind a figure for it to be judged.
+MIN_JUDGED = 30
+#: Sales accepting fewer than this share of MQLs (interval wholly below) is a watch.
+ACCEPTANCE_WATCH = 0.5
+#: More than this share of the MQLs older than the outcome window without an outcome is a watch.
+MISSING_WATCH = 0.5
+_SEVERITY = {HEALTHY: 0, WATCH: 1, ACT: 2}
+MISSING_BIN = "(missing)"
+OTHER_BIN = "(other)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One figure's verdict and the sentence that explains it."""
+
+    figure: str
+    verdict: str
+    reason: str
+    judged: bool = True
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A realised share with its Wilson interval (None when nothing was observed)."""
+
+    n: int
+    successes: int
+    rate: float | None
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, successes: int, n: int, level: float) -> Rate:
+        if n == 0:
+            return cls(0, 0, None, None, None)
+        low, high = wilson_interval(successes, n, level)
+        return cls(n, successes, successes / n, low, high)
+
+
+@dataclass(frozen=True)
+class GradeFigure:
+    grade: str
+    scored: int
+    realised: Rate
+    #: The grade's conversion on the holdout when the policy was set, with its interval.
+    promised: Rate | None
+    #: The mean probability of the grade's leads with an outcome.
+    scores_said: float | None
+    finding: Finding
+
+
+@dataclass(frozen=True)
+class ContractGroup:
+    """The contract of one policy version served with one model version."""
+
+    policy_version: int | None
+    model_version: str
+    promise: dict[str, Any]
+    scored: int
+    mqls: int
+    mql_conversion: Rate
+    grades: tuple[GradeFigure, ...]
+    sql_acceptance: Rate
+    rejection_reasons: dict[str, int]
+    mqls_per_week: dict[str, int]
+    mql_share: Rate
+    calibration: dict[str, float | None]
+    missing: dict[str, int]
+    findings: tuple[Finding, ...]
+
+    @property
+    def verdict(self) -> str:
+        return worst(self.findings).verdict
+
+    @property
+    def reason(self) -> str:
+        return worst(self.findings).reason
+
+
+@dataclass(frozen=True)
+class FeatureDrift:
+    feature: str
+    psi: float
+    reading: str
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    """The MQL line's contract over a period: per policy and model version, plus drift."""
+
+    since: str | None
+    until: str
+    scored: int
+    groups: tuple[ContractGroup, ...]
+    score_drift: Drift | None
+    feature_drift: tuple[FeatureDrift, ...]
+    findings: tuple[Finding, ...]
+    level: float
+
+    @property
+    def all_findings(self) -> tuple[Finding, ...]:
+        return tuple(f for g in self.groups for f in g.findings) + self.findings
+
+    @property
+    def verdict(self) -> str:
+        return worst(self.all_findings).verdict
+
+    @property
+    def reason(self) -> str:
+        return worst(self.all_findings).reason
+
+    def to_dict(self) -> dict[str, Any]:
+        def rate(r: Rate) -> dict[str, Any]:
+            return asdict(r)
+
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "since": self.since,
+            "until": self.until,
+            "scored": self.scored,
+            "level": self.level,
+            "findings": [asdict(f) for f in self.all_findings],
+            "groups": [
+                {
+                    "policy_version": g.policy_version,
+                    "model_version": g.model_version,
+                    "verdict": g.verdict,
+                    "reason": g.reason,
+                    "promise": g.promise,
+                    "scored": g.scored,
+                    "mqls": g.mqls,
+                    "mql_conversion": rate(g.mql_conversion),
+                    "grades": [
+                        {
+                            "grade": x.grade,
+                            "scored": x.scored,
+                            "realised": rate(x.realised),
+                            "promised": None if x.promised is None else rate(x.promised),
+                            "scores_said": x.scores_said,
+                            "verdict": x.finding.verdict,
+                            "reason": x.finding.reason,
+                        }
+                        for x in g.grades
+                    ],
+                    "sql_acceptance": rate(g.sql_acceptance),
+                    "rejection_reasons": g.rejection_reasons,
+                    "mqls_per_week": g.mqls_per_week,
+                    "mql_share": rate(g.mql_share),
+                    "calibration": g.calibration,
+                    "missing_outcomes": g.missing,
+                    "findings": [asdict(f) for f in g.findings],
+                }
+                for g in self.groups
+            ],
+            "score_drift": None
+            if self.score_drift is None
+            else {
+                "psi": self.score_drift.psi,
+                "reading": self.score_drift.reading,
+                "edges": list(self.score_drift.edges),
+                "holdout_shares": list(self.score_drift.holdout_shares),
+                "recent_shares": list(self.score_drift.recent_shares),
+            },
+            "feature_drift": [asdict(f) for f in self.feature_drift],
+            "thresholds": {
+                "psi_moderate": PSI_MODERATE,
+                "psi_significant": PSI_SIGNIFICANT,
+                "material_gap": MATERIAL_GAP,
+                "min_judged": MIN_JUDGED,
+                "acceptance_watch": ACCEPTANCE_WATCH,
+                "missing_watch": MISSING_WATCH,
+            },
+        }
+
+
+def worst(findings: Sequence[Finding]) -> Finding:
+    """The most severe finding (the first of equals); healthy when there are none."""
+    if not findings:
+        return Finding("ledger", HEALTHY, "nothing was scored in this period")
+    return max(findings, key=lambda f: _SEVERITY[f.verdict])
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is None or high is None:
+        return "-"
+    return f"{low * 100:.0f}-{high * 100:.0f} %"
+
+
+def _promised_interval(promise: Mapping[str, Any], name: str) -> tuple[float, float] | None:
+    bounds = (promise.get("intervals") or {}).get(name)
+    if not bounds or len(bounds) != 2 or bounds[0] is None or bounds[1] is None:
+        return None
+    return float(bounds[0]), float(bounds[1])
+
+
+def _policy_label(version: int | None) -> str:
+    return "the default MQL policy" if version is None else f"MQL policy v{version}"
+
+
+def mql_conversion_finding(
+    realised: Rate, promise: Mapping[str, Any], label: str = "MQLs"
+) -> Finding:
+    """Realised MQL conversion against the promised precision (see the rules above)."""
+    promised = promise.get("precision")
+    interval = _promised_interval(promise, "precision")
+    if promised is None:
+        return Finding("mql_conversion", HEALTHY, f"{label}: no promised conversion", False)
+    low, high = interval if interval is not None else (float(promised), float(promised))
+    told = f"{label} promised {_range(low, high)} conversion"
+    if realised.n < MIN_JUDGED or realised.rate is None:
+        return Finding(
+            "mql_conversion",
+            HEALTHY,
+            f"{told}; only {realised.n} have an outcome yet, at least {MIN_JUDGED} are needed"
+            " to judge",
+            False,
+        )
+    assert realised.low is not None and realised.high is not None
+    got = (
+        f"the last {realised.n:,} with outcomes converted {realised.rate * 100:.0f} %"
+        f" ({_range(realised.low, realised.high)})"
+    )
+    gap = float(promised) - realised.rate
+    if realised.high < low and gap > MATERIAL_GAP:
+        return Finding(
+            "mql_conversion", ACT, f"{told}; {got}: the line is too low for this model now"
+        )
+    if realised.high < low:
+        return Finding("mql_conversion", WATCH, f"{told}; {got}: somewhat below the promise")
+    if realised.low > high:
+        return Finding(
+            "mql_conversion",
+            WATCH,
+            f"{told}; {got}: better than promised, so the line could move down to reach more leads",
+        )
+    return Finding("mql_conversion", HEALTHY, f"{told}; {got}, as promised")
+
+
+def _grade_figures(
+    rows: pd.DataFrame, closed: pd.DataFrame, promise: Mapping[str, Any], level: float
+) -> tuple[GradeFigure, ...]:
+    """Per grade: realised conversion against the grade's conversion on the holdout when the
+    policy was set (the promise), each with its interval: both are samples."""
+    promised = {str(g.get("grade")): g for g in promise.get("grades") or []}
+    order = [g for g in promised if g in set(rows["grade"])]
+    order += sorted(set(rows["grade"]) - set(order))
+    judged = [g for g in order if int((closed["grade"] == g).sum()) >= MIN_JUDGED]
+    figures = []
+    for grade in order:
+        mine = closed[closed["grade"] == grade]
+        outcomes = mine["converted"].astype(bool)
+        realised = Rate.of(int(outcomes.sum()), len(outcomes), level)
+        held = promised.get(grade) or {}
+        n_held, won_held = int(held.get("n") or 0), int(held.get("conversions") or 0)
+        holdout = Rate.of(won_held, n_held, level) if n_held else None
+        figures.append(
+            GradeFigure(
+                grade=grade,
+                scored=int((rows["grade"] == grade).sum()),
+                realised=realised,
+                promised=holdout,
+                scores_said=float(mine["probability"].mean()) if len(mine) else None,
+                finding=_grade_finding(grade, realised, holdout, level, max(len(judged), 1)),
+            )
+        )
+    return tuple(figures)
+
+
+def _grade_finding(
+    grade: str, realised: Rate, promised: Rate | None, level: float, n_groups: int
+) -> Finding:
+    """Watch when the two Bonferroni-widened intervals do not even overlap and the gap is
+    material."""
+    figure = f"grade_{grade}"
+    if realised.n < MIN_JUDGED or realised.rate is None:
+        text = f"grade {grade}: {realised.n} leads with an outcome, too few to judge"
+        return Finding(figure, HEALTHY, text, False)
+    if promised is None or promised.rate is None:
+        return Finding(figure, HEALTHY, f"grade {grade}: no holdout rate to compare with", False)
+    wide = 1.0 - (1.0 - level) / n_groups
+    low, high = wilson_interval(realised.successes, realised.n, wide)
+    held_low, held_high = wilson_interval(promised.successes, promised.n, wide)
+    text = (
+        f"grade {grade} converted {realised.rate * 100:.0f} % ({realised.successes} of"
+        f" {realised.n}) against {promised.rate * 100:.0f} % on the holdout"
+    )
+    apart = high < held_low or low > held_high
+    if apart and abs(realised.rate - promised.rate) > MATERIAL_GAP:
+        return Finding(figure, WATCH, text)
+    return Finding(figure, HEALTHY, text)
+
+
+def _acceptance_finding(acceptance: Rate, reasons: Mapping[str, int]) -> Finding:
+    if acceptance.n < MIN_JUDGED or acceptance.rate is None:
+        text = f"sales decided on {acceptance.n} MQLs so far, too few to judge acceptance"
+        return Finding("sql_acceptance", HEALTHY, text, False)
+    text = (
+        f"sales accepted {acceptance.rate * 100:.0f} % of {acceptance.n:,} MQLs as SQLs"
+        f" ({_range(acceptance.low, acceptance.high)})"
+    )
+    if acceptance.high is not None and acceptance.high < ACCEPTANCE_WATCH:
+        top = max(reasons.items(), key=lambda item: item[1]) if reasons else None
+        why = f"; the top rejection reason is '{top[0]}' ({top[1]:,} MQLs)" if top else ""
+        return Finding("sql_acceptance", WATCH, f"{text}: sales rejects most MQLs{why}")
+    return Finding("sql_acceptance", HEALTHY, text)
+
+
+def _share_finding(share: Rate, promise: Mapping[str, Any]) -> Finding:
+    promised = promise.get("mql_share")
+    interval = _promised_interval(promise, "mql_share")
+    if promised is None or share.rate is None or share.n < MIN_JUDGED:
+        return Finding("mql_volume", HEALTHY, "too few leads scored to judge the MQL volume", False)
+    low, high = interval if interval is not None else (float(promised), float(promised))
+    text = (
+        f"{share.rate * 100:.0f} % of {share.n:,} leads scored became MQLs"
+        f" ({_range(share.low, share.high)}) against the promised {_range(low, high)}"
+    )
+    assert share.low is not None and share.high is not None
+    outside = share.high < low or share.low > high
+    if outside and abs(share.rate - float(promised)) > MATERIAL_GAP:
+        more = "more" if share.rate > float(promised) else "fewer"
+        return Finding("mql_volume", WATCH, f"{text}: sales gets {more} MQLs than agreed")
+    return Finding("mql_volume", HEALTHY, text)
+
+
+def _calibration_figures(
+    closed: pd.DataFrame, holdout_ece: float, holdout_brier: float
+) -> tuple[dict[str, float | None], Finding]:
+    if len(closed) < MIN_JUDGED:
+        figures = {"n": float(len(closed)), "ece": None, "ece_chance": None, "brier": None}
+        figures |= {"holdout_ece": holdout_ece, "holdout_brier": holdout_brier}
+        text = f"calibration: {len(closed)} leads with an outcome, too few to judge"
+        return figures, Finding("calibration", HEALTHY, text, False)
+    y = closed["converted"].astype(bool).to_numpy().astype(np.int64)
+    p = closed["probability"].to_numpy(dtype=np.float64)
+    ece = expected_calibration_error(y, p)
+    chance = chance_ece(p)
+    brier = float(brier_score_loss(y, p, labels=[0, 1]))
+    figures = {
+        "n": float(len(closed)),
+        "ece": ece,
+        "ece_chance": chance,
+        "brier": brier,
+        "holdout_ece": holdout_ece,
+        "holdout_brier": holdout_brier,
+        "mean_probability": float(p.mean()),
+        "conversion_rate": float(y.mean()),
+    }
+    text = (
+        f"leads with an outcome converted {y.mean() * 100:.0f} % where their scores said"
+        f" {p.mean() * 100:.0f} % (ECE {ece:.3f}, holdout {holdout_ece:.3f})"
+    )
+    if ece - holdout_ece > ECE_RISE_WATCH and ece > chance:
+        return figures, Finding("calibration", WATCH, f"{text}: the probabilities drifted")
+    return figures, Finding("calibration", HEALTHY, text)
+
+
+def _missing_figures(
+    mqls: pd.DataFrame, now: datetime, window: timedelta
+) -> tuple[dict[str, int], Finding]:
+    open_ = mqls["converted"].isna()
+    old = mqls["scored_at"] < pd.Timestamp(now - window)
+    counts = {
+        "mqls": len(mqls),
+        "with_outcome": int((~open_).sum()),
+        "too_recent": int((open_ & ~old).sum()),
+        "overdue": int((open_ & old).sum()),
+        "window_days": int(window.total_seconds() // 86400),
+    }
+    older = int(old.sum())
+    text = (
+        f"{counts['too_recent']:,} MQLs are too recent to have closed and {counts['overdue']:,}"
+        f" of {older:,} older than {counts['window_days']} days have no outcome"
+    )
+    if older >= MIN_JUDGED and counts["overdue"] / older > MISSING_WATCH:
+        return counts, Finding(
+            "missing_outcomes", WATCH, f"{text}: sales is not reporting, so the line is unchecked"
+        )
+    return counts, Finding("missing_outcomes", HEALTHY, text)
+
+
+def _weekly_mqls(rows: pd.DataFrame) -> dict[str, int]:
+    mqls = rows[rows["is_mql"]]
+    if mqls.empty:
+        return {}
+    weeks = mqls["scored_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.to_period("W-SUN")
+    counted = mqls.assign(week=weeks.dt.start_time.dt.date.astype(str))
+    # A lead scored twice in a week is one MQL; scores without an id count one each.
+    with_id = counted[counted["lead_id"].notna()].drop_duplicates(["week", "lead_id"])
+    without = counted[counted["lead_id"].isna()]
+    both = pd.concat([with_id, without])
+    return {str(k): int(v) for k, v in both.groupby("week").size().sort_index().items()}
+
+
+def contract_group(
+    rows: pd.DataFrame,
+    joined: pd.DataFrame,
+    promise: Mapping[str, Any],
+    *,
+    policy_version: int | None,
+    model_version: str,
+    holdout_ece: float,
+    holdout_brier: float,
+    now: datetime,
+    outcome_window: timedelta,
+    level: float = INTERVAL_LEVEL,
+) -> ContractGroup:
+    """The contract of one (policy version, model version): `rows` are its ledger rows, `joined`
+    its leads with outcomes (leadml.store.attach_outcomes)."""
+    closed = joined[joined["converted"].notna()]
+    mql_leads = joined[joined["is_mql"].astype(bool)]
+    mql_closed = closed[closed["is_mql"].astype(bool)]
+    conversion = Rate.of(int(mql_closed["converted"].astype(bool).sum()), len(mql_closed), level)
+    decided = mql_leads[mql_leads["sql_status"].notna()]
+    accepted = int((decided["sql_status"] == "accepted").sum())
+    acceptance = Rate.of(accepted, len(decided), level)
+    rejected = decided[decided["sql_status"] == "rejected"]["rejection_reason"].fillna("(none)")
+    reasons = {str(k): int(v) for k, v in rejected.value_counts().items()}
+    share = Rate.of(int(rows["is_mql"].sum()), len(rows), level)
+    grades = _grade_figures(rows, closed, promise, level)
+    calibration, calibration_finding = _calibration_figures(closed, holdout_ece, holdout_brier)
+    missing, missing_finding = _missing_figures(mql_leads, now, outcome_window)
+    label = f"MQLs under {_policy_label(policy_version)} (model v{model_version})"
+    findings = (
+        mql_conversion_finding(conversion, promise, label),
+        *(g.finding for g in grades),
+        _acceptance_finding(acceptance, reasons),
+        _share_finding(share, promise),
+        calibration_finding,
+        missing_finding,
+    )
+    return ContractGroup(
+        policy_version=policy_version,
+        model_version=model_version,
+        promise=dict(promise),
+        scored=len(rows),
+        mqls=int(rows["is_mql"].sum()),
+        mql_conversion=conversion,
+        grades=grades,
+        sql_acceptance=acceptance,
+        rejection_reasons=reasons,
+        mqls_per_week=_weekly_mqls(rows),
+        mql_share=share,
+        calibration=calibration,
+        missing=missing,
+        findings=findings,
+    )
+
+
+def feature_psi(reference: pd.Series, recent: pd.Series, kind: str) -> float:
+    """PSI of one feature: numeric over the reference's deciles plus a missing bin; categorical
+    (and yes/no) over the reference's values, the rest as "other", missing its own bin."""
+    if kind == "numeric":
+        ref = pd.to_numeric(reference, errors="coerce")
+        new = pd.to_numeric(recent, errors="coerce")
+        present = ref.dropna().to_numpy(dtype=np.float64)
+        edges = (
+            np.unique(np.quantile(present, np.linspace(0, 1, PSI_BINS + 1))[1:-1])
+            if present.size
+            else np.array([])
+        )
+
+        def bins(values: pd.Series) -> pd.Series:
+            out = pd.Series(MISSING_BIN, index=values.index, dtype=object)
+            known = values.notna()
+            out[known] = np.searchsorted(edges, values[known].to_numpy(), side="right").astype(str)
+            return out
+
+        ref_bins, new_bins = bins(ref), bins(new)
+    else:
+        ref_bins = reference.map(_category)
+        known = set(ref_bins)
+        new_bins = recent.map(_category).map(lambda v: v if v in known else OTHER_BIN)
+    labels = sorted(set(ref_bins) | set(new_bins))
+    e = ref_bins.value_counts(normalize=True).reindex(labels, fill_value=0).to_numpy()
+    a = new_bins.value_counts(normalize=True).reindex(labels, fill_value=0).to_numpy()
+    a, e = np.maximum(a, PSI_FLOOR), np.maximum(e, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def _category(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return MISSING_BIN
+    return str(value)
+
+
+def normalised_features(
+    frame: pd.DataFrame, kinds: Mapping[str, str], placeholders: frozenset[str]
+) -> pd.DataFrame:
+    """Features read the same way on both sides of a drift check: placeholders as missing,
+    yes/no words and booleans as 1/0, numbers as numbers, categories as trimmed text."""
+    out = {}
+    for name, kind in kinds.items():
+        column = frame[name] if name in frame.columns else pd.Series(None, index=frame.index)
+        column = blank_placeholders(column.astype(object), placeholders)
+        if kind == "numeric":
+            out[name] = numeric_series(column)
+        elif kind == "boolean":
+            out[name] = boolean_series(column)
+        else:
+            out[name] = column.astype(object).where(column.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
+
+
+def mql_contract(
+    ledger: pd.DataFrame,
+    joined: pd.DataFrame,
+    promises: Mapping[int | None, Mapping[str, Any]],
+    holdout_y: npt.ArrayLike,
+    holdout_proba: npt.ArrayLike,
+    *,
+    now: datetime,
+    outcome_window: timedelta = timedelta(days=90),
+    since: datetime | None = None,
+    holdout_features: pd.DataFrame | None = None,
+    feature_kinds: Mapping[str, str] | None = None,
+    placeholders: frozenset[str] = frozenset(),
+    level: float = INTERVAL_LEVEL,
+) -> ContractReport:
+    """The MQL line's contract over the ledger rows given (see the rules above).
+
+    `ledger`: rows as `Store.ledger_frame` gives them; `joined`: `Store.ledger_with_outcomes` for
+    the same period; `promises`: policy version (None: the default policy) -> its `expected`
+    figures; the holdout outcomes and probabilities of the serving model, and optionally its
+    holdout leads with `feature_kinds` (name -> numeric / boolean / categorical) for feature drift.
+    """
+    hy, hp = check_scores(holdout_y, holdout_proba)
+    holdout = holdout_metrics(hy, hp)
+    groups = []
+    keys = ledger[["policy_version", "model_version"]].astype(object).drop_duplicates()
+    for policy_version, model_version in keys.itertuples(index=False):
+        version = None if pd.isna(policy_version) else int(policy_version)
+
+        def mine(frame: pd.DataFrame, v: int | None = version, m: str = model_version) -> Any:
+            same_policy = (
+                frame["policy_version"].isna() if v is None else (frame["policy_version"] == v)
+            )
+            return frame[same_policy.fillna(False).astype(bool) & (frame["model_version"] == m)]
+
+        groups.append(
+            contract_group(
+                mine(ledger),
+                mine(joined),
+                promises.get(version) or {},
+                policy_version=version,
+                model_version=str(model_version),
+                holdout_ece=holdout["ece"],
+                holdout_brier=holdout["brier"],
+                now=now,
+                outcome_window=outcome_window,
+                level=level,
+            )
+        )
+    findings: list[Finding] = []
+    drift = None
+    if len(ledger):
+        drift = population_stability_index(hp, ledger["probability"].to_numpy(dtype=np.float64))
+        text = (
+            f"scores of the {len(ledger):,} leads scored: PSI {drift.psi:.3f} against the"
+            f" holdout ({drift.reading})"
+        )
+        if drift.psi > PSI_SIGNIFICANT:
+            findings.append(
+                Finding(
+                    "score_drift",
+                    ACT,
+                    f"{text}: the leads coming in are unlike those the model was checked on",
+                )
+            )
+        elif drift.psi > PSI_MODERATE:
+            findings.append(Finding("score_drift", WATCH, text))
+        else:
+            findings.append(Finding("score_drift", HEALTHY, text))
+    features: list[FeatureDrift] = []
+    if holdout_features is not None and feature_kinds and len(ledger) >= MIN_JUDGED:
+        recent = pd.DataFrame(list(ledger["features"]), index=ledger.index)
+        ref = normalised_features(holdout_features, feature_kinds, placeholders)
+        new = normalised_features(recent, feature_kinds, placeholders)
+        for name, kind in feature_kinds.items():
+            psi = feature_psi(ref[name], new[name], "numeric" if kind == "numeric" else "cat")
+            features.append(FeatureDrift(name, psi, psi_reading(psi)))
+        features.sort(key=lambda f: -f.psi)
+        shifted = [f for f in features if f.psi > PSI_SIGNIFICANT]
+        if shifted:
+            names = ", ".join(f"{f.feature} (PSI {f.psi:.2f})" for f in shifted[:3])
+            findings.append(
+                Finding(
+                    "feature_drift",
+                    WATCH,
+                    f"the leads' {names} shifted significantly against the holdout; watch the"
+                    " MQL conversion",
+                )
+            )
+        elif features:
+            top = features[0]
+            findings.append(
+                Finding(
+                    "feature_drift",
+                    HEALTHY,
+                    f"no feature shifted significantly (largest: {top.feature}, PSI {top.psi:.3f})",
+                )
+            )
+    return ContractReport(
+        since=None if since is None else since.isoformat(),
+        until=now.isoformat(),
+        scored=len(ledger),
+        groups=tuple(groups),
+        score_drift=drift,
+        feature_drift=tuple(features),
+        findings=tuple(findings),
+        level=level,
     )

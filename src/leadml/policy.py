@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -37,7 +37,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from leadml.errors import ModelError, PolicyError
+from leadml.monitor import ContractReport, mql_contract
 from leadml.registry import exact_source, open_bundle
+from leadml.schema import LeadSchema, Role, normalise_placeholders
 from leadml.store import PolicyRecord, PolicyRecordIn, Store
 from leadml.threshold import (
     BUSINESS_FIGURES,
@@ -111,6 +113,23 @@ def load_holdout(scorer: Scorer, tracking_uri: str | None = None) -> Holdout:
         )
     y, proba, _ = bundle.holdout_parts()
     return Holdout(y=y.astype(np.int64), proba=proba.astype(np.float64))
+
+
+def load_holdout_leads(scorer: Scorer, tracking_uri: str | None = None) -> pd.DataFrame:
+    """The holdout leads (features as at training) saved with the scorer's model."""
+    info = scorer.info
+    bundle = open_bundle(
+        exact_source(scorer.source, info.name, info.version), tracking_uri=tracking_uri
+    )
+    _, _, leads = bundle.holdout_parts()
+    return leads.reset_index(drop=True)
+
+
+def feature_kinds(schema: LeadSchema) -> dict[str, str]:
+    """Features whose drift is checked, with how: numeric, boolean or categorical (dates are
+    left out: time moves on by design)."""
+    kinds = {Role.NUMERIC: "numeric", Role.BOOLEAN: "boolean", Role.CATEGORICAL: "categorical"}
+    return {spec.name: kinds[spec.role] for spec in schema.features if spec.role in kinds}
 
 
 # --------------------------------------------------------------------------- previews
@@ -509,6 +528,46 @@ class PolicyBook:
     def history(self, model_name: str, limit: int = 100) -> list[PolicyRecord]:
         """Stored policy versions of `model_name`, newest first."""
         return self.store.policy_history(model_name, limit=limit)
+
+    def promises(self, scorer: Scorer, limit: int = 1000) -> dict[int | None, dict[str, Any]]:
+        """What each policy version of the scorer's model promised when it was set (its expected
+        figures); None: the default policy, as resolved on this model's holdout."""
+        promised: dict[int | None, dict[str, Any]] = {
+            record.version: dict(record.expected)
+            for record in self.history(scorer.info.name, limit=limit)
+        }
+        promised[None] = self._default_preview(scorer).expected()
+        return promised
+
+    def contract(
+        self,
+        scorer: Scorer,
+        *,
+        since: datetime,
+        now: datetime,
+        outcome_window: timedelta,
+        holdout_leads: pd.DataFrame | None = None,
+    ) -> ContractReport:
+        """The MQL line's contract for the scorer's model over the ledger's scores made since
+        `since` (leadml.monitor.mql_contract), from the store."""
+        name = scorer.info.name
+        ledger = self.store.ledger_frame(model_name=name, since=since)
+        joined = self.store.ledger_with_outcomes(model_name=name, since=since)
+        holdout = self.holdout(scorer)
+        return mql_contract(
+            ledger,
+            joined,
+            self.promises(scorer),
+            holdout.y,
+            holdout.proba,
+            now=now,
+            outcome_window=outcome_window,
+            since=since,
+            holdout_features=holdout_leads,
+            feature_kinds=feature_kinds(scorer.schema),
+            placeholders=normalise_placeholders(scorer.schema.placeholders),
+            level=self.level,
+        )
 
     def preview(
         self,
