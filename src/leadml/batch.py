@@ -57,21 +57,24 @@ def score_chunks(
     explainer: Explainer | None = None,
     source: str = "the leads",
     on_chunk: Callable[[int], None] | None = None,
+    on_scored: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """Score chunk after chunk (only the scores are kept) and rank the leads: `rank` first,
     then the scores, then the model and policy version that produced them.
 
-    `on_chunk` is told how many leads are scored so far, after each chunk.
+    `on_chunk` is told how many leads are scored so far, after each chunk; `on_scored` gets
+    each chunk as read and its scores (the score ledger's hook).
     """
     parts: list[pd.DataFrame] = []
     first_row = 0
     for chunk in chunks:
         try:
-            parts.append(
-                score_chunk(chunk, scorer, policy, first_row=first_row, explainer=explainer)
-            )
+            scored = score_chunk(chunk, scorer, policy, first_row=first_row, explainer=explainer)
         except DataError as error:
             raise DataError(f"{source}, rows from {first_row + 1}: {error}") from None
+        if on_scored is not None:
+            on_scored(chunk, scored)
+        parts.append(scored)
         first_row += len(chunk)
         if on_chunk is not None:
             on_chunk(first_row)
@@ -93,6 +96,7 @@ def score_file(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     explainer: Explainer | None = None,
     on_chunk: Callable[[int], None] | None = None,
+    on_scored: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
 ) -> pd.DataFrame:
     """A CSV or Parquet file of leads scored in chunks of `chunk_rows` and ranked."""
     return score_chunks(
@@ -102,4 +106,5 @@ def score_file(
         explainer=explainer,
         source=str(path),
         on_chunk=on_chunk,
+        on_scored=on_scored,
     )

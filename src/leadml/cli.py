@@ -14,9 +14,9 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
@@ -33,24 +33,26 @@ from leadml.demo import check_variants, write_demo_leads
 from leadml.errors import DataError, ExitCode, LeadmlError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
-from leadml.monitor import MIN_LEADS, MonitorReport, monitor_outcomes
+from leadml.monitor import ACT, MIN_LEADS, ContractReport, MonitorReport, monitor_outcomes
+from leadml.outcomes import ColumnMapping, events_from_frame
 from leadml.policy import (
     ActivePolicy,
     BusinessFigures,
     Holdout,
     PolicyBook,
     load_holdout,
+    load_holdout_leads,
     policy_from_options,
     preview_policy,
 )
 from leadml.registry import load_bundle_from_mlflow, resolve_version, use_tracking
 from leadml.retrain import Champion, GateConfig, RetrainConfig, retrain_from_ledger
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
-from leadml.scoring import Scorer
+from leadml.scoring import Scorer, crm_import_frame
 from leadml.settings import Settings
 from leadml.spark import require_spark, score_with_spark
 from leadml.spreadsheet import write_csv
-from leadml.store import Store
+from leadml.store import OutcomeEventIn, ScoredLeadIn, Store
 from leadml.threshold import POLICY_TYPES, check_exploration_share, exploration_sentence
 from leadml.tracking import (
     CHAMPION,
@@ -337,13 +339,30 @@ def score(
     database_url: Annotated[
         str | None,
         typer.Option(
-            "--database-url", help="Where the MQL policy is kept (default $LEADML_DATABASE_URL)."
+            "--database-url",
+            help="Where the MQL policy and the score ledger are kept (default"
+            " $LEADML_DATABASE_URL).",
+        ),
+    ] = None,
+    ledger: Annotated[
+        bool | None,
+        typer.Option(
+            "--ledger/--no-ledger",
+            help="Record every score in the ledger (default: on unless LEADML_LEDGER=off).",
+        ),
+    ] = None,
+    crm_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--crm-csv",
+            help="Also write a CSV shaped for a CRM import: lead id, score, grade, MQL flag,"
+            " top reasons, model and policy version (computes the reasons).",
         ),
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Score a file of leads and write them ranked, highest probability first, with each lead's
-    grade and MQL decision under the MQL policy in force."""
+    grade and MQL decision under the MQL policy in force; every score goes to the ledger."""
 
     if engine not in ("pandas", "spark"):
         raise DataError(f"--engine {engine!r} is unknown; use pandas or spark")
@@ -359,15 +378,29 @@ def score(
     output_path = Path(output)
     if engine == "pandas":
         check_output_path(output_path)
+    if crm_csv is not None and crm_csv.suffix.lower() != ".csv":
+        raise DataError(f"cannot write {crm_csv}: --crm-csv needs a .csv file name")
     settings = _settings(tracking_uri)
+    keep_ledger = settings.ledger if ledger is None else ledger
+    url = database_url or settings.database_url
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
-    with _policy_book(database_url or settings.database_url) as book:
+    with _policy_book(url) as book:
         policy = book.active(scorer)
     if engine == "spark":
         _score_on_spark(path, output, scorer, policy, master, spark_conf, chunk_rows)
         return
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
-    explainer = Explainer.for_scorer(scorer) if reasons else None
+    explainer = Explainer.for_scorer(scorer) if reasons or crm_csv is not None else None
+    ledger_store = Store.from_url(url) if keep_ledger else None
+    recorded = 0
+
+    def record(chunk: pd.DataFrame, scored: pd.DataFrame) -> None:
+        nonlocal recorded
+        if ledger_store is not None:
+            recorded += ledger_store.record_scores(
+                _ledger_rows(scorer, policy.version, chunk, scored)
+            )
+
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -376,16 +409,31 @@ def score(
         console=console,
     ) as bar:
         task = bar.add_task("scoring", total=None)
-        ranked = score_file(
-            Path(path),
-            scorer,
-            policy,
-            chunk_rows=chunk_rows,
-            explainer=explainer,
-            on_chunk=lambda done: bar.update(
-                task, completed=done, description=f"scored {done:,} leads"
-            ),
+        try:
+            ranked = score_file(
+                Path(path),
+                scorer,
+                policy,
+                chunk_rows=chunk_rows,
+                explainer=explainer,
+                on_chunk=lambda done: bar.update(
+                    task, completed=done, description=f"scored {done:,} leads"
+                ),
+                on_scored=record,
+            )
+        finally:
+            if ledger_store is not None:
+                ledger_store.close()
+    if crm_csv is not None:
+        crm = crm_import_frame(
+            ranked,
+            id_column=scorer.id_column or "row",
+            model_version=scorer.info.version,
+            policy_version=policy.version,
         )
+        write_csv(crm, crm_csv)  # text cells that a spreadsheet would run are neutralised
+    if not reasons:  # computed for the CRM file only
+        ranked = ranked.drop(columns=["reasons_for", "reasons_against"], errors="ignore")
     if output_path.suffix.lower() == ".csv":
         write_csv(ranked, output_path)  # text cells that a spreadsheet would run are neutralised
     else:
@@ -394,6 +442,8 @@ def score(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
+        + (f"; CRM import file written to {crm_csv}" if crm_csv is not None else "")
+        + (f"; {recorded:,} scores recorded in the ledger" if keep_ledger else "; ledger off")
     )
 
 
@@ -426,6 +476,52 @@ def _score_on_spark(
         f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
         f" {_policy_label(policy.version)}; Parquet written to {output}"
     )
+
+
+def _ledger_rows(
+    scorer: Scorer,
+    policy_version: int | None,
+    chunk: pd.DataFrame,
+    scored: pd.DataFrame,
+) -> list[ScoredLeadIn]:
+    """Ledger rows of one scored chunk: the leads as read (the features as scored), and the
+    reasons given when they were computed."""
+    explained = "reasons_for" in scored.columns
+
+    features: list[dict[str, Any]] = [
+        {str(k): v for k, v in row.items()}
+        for row in chunk.reset_index(drop=True).to_dict(orient="records")
+    ]
+    id_column = scorer.id_column
+    ids = scored[id_column].tolist() if id_column and id_column in scored.columns else None
+    rows = []
+    for i, (probability, score, grade, is_mql) in enumerate(
+        zip(scored["probability"], scored["score"], scored["grade"], scored["is_mql"], strict=True)
+    ):
+        lead_id = None if ids is None or pd.isna(ids[i]) else str(ids[i])
+        rows.append(
+            ScoredLeadIn(
+                lead_id=lead_id,
+                model_name=scorer.info.name,
+                model_version=scorer.info.version or "",
+                policy_version=policy_version,
+                probability=float(probability),
+                score=float(score),
+                grade=str(grade),
+                is_mql=bool(is_mql),
+                features=features[i],
+                source="cli",
+                reasons=(
+                    {
+                        "for": scored["reasons_for"].iloc[i],
+                        "against": scored["reasons_against"].iloc[i],
+                    }
+                    if explained
+                    else None
+                ),
+            )
+        )
+    return rows
 
 
 def _policy_label(version: int | None) -> str:
@@ -713,13 +809,32 @@ def _check_model_source(settings: Settings) -> None:
 @app.command()
 def monitor(
     data: Annotated[
-        Path, typer.Option("--data", help="CSV or Parquet file of recent leads with their outcome.")
-    ],
-    target: Annotated[str, typer.Option("--target", help="Outcome column, e.g. converted.")],
+        Path | None,
+        typer.Option(
+            "--data",
+            help="CSV or Parquet file of recent leads with their outcome (default: the score"
+            " ledger and the outcomes posted to the app database).",
+        ),
+    ] = None,
+    target: Annotated[
+        str | None, typer.Option("--target", help="With --data: the outcome column.")
+    ] = None,
     positive: Annotated[
         str | None,
         typer.Option(
             "--positive", help="Value of the target that means converted (e.g. 1, yes, won)."
+        ),
+    ] = None,
+    days: Annotated[
+        float, typer.Option("--days", min=0.01, help="Look at the scores of the last N days.")
+    ] = 90.0,
+    outcome_window_days: Annotated[
+        float | None,
+        typer.Option(
+            "--outcome-window-days",
+            min=0.01,
+            help="MQLs older than this without an outcome count as missing (default"
+            " $LEADML_OUTCOME_WINDOW_DAYS, 90).",
         ),
     ] = None,
     model: Annotated[
@@ -729,7 +844,8 @@ def monitor(
     database_url: Annotated[
         str | None,
         typer.Option(
-            "--database-url", help="Where the MQL policy is kept (default $LEADML_DATABASE_URL)."
+            "--database-url",
+            help="App database: MQL policies, ledger, outcomes (default $LEADML_DATABASE_URL).",
         ),
     ] = None,
     report_json: Annotated[
@@ -737,16 +853,98 @@ def monitor(
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Compare recent outcomes with the model's promises: realised conversion by grade and MQL,
-    calibration, score drift, and a verdict (healthy, watch or retrain)."""
+    """Check the MQL line against what happened: per policy and model version, the promise
+    against realised conversion, SQL acceptance, volume, calibration, missing outcomes and drift,
+    ending in a verdict (healthy, watch or act). Exits with 4 when the verdict is act."""
 
+    settings = _settings(tracking_uri)
+    url = database_url or settings.database_url
+    if data is None:
+        if target is not None:
+            raise DataError("--target goes with --data; without --data the ledger is read")
+        window = outcome_window_days or settings.outcome_window_days
+        verdict = _monitor_ledger(settings, model, url, days, window, report_json)
+    else:
+        if target is None:
+            raise DataError("--data needs --target, the outcome column (e.g. --target converted)")
+        verdict = _monitor_file(settings, data, target, positive, model, url, report_json)
+    if verdict == ACT:
+        raise typer.Exit(int(ExitCode.MONITOR_ACT))
+
+
+def _monitor_ledger(
+    settings: Settings,
+    model: str | None,
+    url: str,
+    days: float,
+    outcome_window_days: float,
+    report_json: Path | None,
+) -> str:
+
+    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
+    leads = load_holdout_leads(scorer, tracking_uri=settings.tracking_uri)
+    now = datetime.now(UTC)
+    with _policy_book(url, holdout) as book:
+        report = book.contract(
+            scorer,
+            since=now - timedelta(days=days),
+            now=now,
+            outcome_window=timedelta(days=outcome_window_days),
+            holdout_leads=leads,
+        )
+    console.print(
+        f"{report.scored:,} scores by {scorer.info.name} in the ledger over the last {days:g} days"
+    )
+    _print_contract(report)
+    if report_json is not None:
+        extra = {"model_name": scorer.info.name, "model_version": scorer.info.version}
+        report_json.write_text(json.dumps(report.to_dict() | extra, indent=2))
+        console.print(f"report written to {report_json}")
+    return report.verdict
+
+
+def _print_contract(report: ContractReport) -> None:
+    for group in report.groups:
+        console.print(
+            f"{_policy_label(group.policy_version)}, model v{group.model_version}:"
+            f" {group.scored:,} scored, {group.mqls:,} MQLs -> {group.verdict}"
+        )
+        table = Table(show_header=True)
+        for name in ("figure", "verdict", "what it says"):
+            table.add_column(name)
+        for finding in group.findings:
+            table.add_row(finding.figure, finding.verdict, finding.reason)
+        console.print(table)
+        if group.rejection_reasons:
+            shown = ", ".join(f"{k} {v:,}" for k, v in group.rejection_reasons.items())
+            console.print(f"  rejection reasons: {shown}")
+        if group.mqls_per_week:
+            weeks = ", ".join(f"{k}: {v:,}" for k, v in list(group.mqls_per_week.items())[-8:])
+            console.print(f"  MQLs per week (from Monday): {weeks}")
+    for finding in report.findings:
+        console.print(f"{finding.figure}: {finding.verdict}: {finding.reason}")
+    shifted = [f for f in report.feature_drift if f.psi > 0.1][:5]
+    for item in shifted:
+        console.print(f"  {item.feature}: PSI {item.psi:.3f} ({item.reading})")
+    console.print(f"{report.verdict}: {report.reason}")
+
+
+def _monitor_file(
+    settings: Settings,
+    data: Path,
+    target: str,
+    positive: str | None,
+    model: str | None,
+    url: str,
+    report_json: Path | None,
+) -> str:
     frame, y, n_open = outcome_leads(
         load_leads(data), target, positive, min_leads=MIN_LEADS, source=str(data)
     )
-    settings = _settings(tracking_uri)
     scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
-    with _policy_book(database_url or settings.database_url, holdout) as book:
+    with _policy_book(url, holdout) as book:
         policy = book.active(scorer)
     try:
         proba = scorer.score(frame)["probability"].to_numpy()
@@ -773,6 +971,7 @@ def monitor(
         }
         report_json.write_text(json.dumps(report.to_dict() | extra, indent=2))
         console.print(f"report written to {report_json}")
+    return report.verdict
 
 
 def _print_monitor(report: MonitorReport) -> None:
@@ -1000,6 +1199,100 @@ def rollback(
         f"{name}: champion moved back from v{move.from_version} to v{move.to_version}"
         f" (recorded in the audit trail, exported to {folder}); the API follows at its next"
         " alias poll, or at once with POST /v1/admin/reload"
+    )
+
+
+outcomes_app = typer.Typer(
+    help="Sales outcomes: what became of the leads.", no_args_is_help=True, rich_markup_mode=None
+)
+app.add_typer(outcomes_app, name="outcomes")
+
+
+@outcomes_app.command("import")
+def outcomes_import(
+    path: Annotated[Path, typer.Argument(help="CRM export (CSV or Parquet), one event a row.")],
+    lead_id_column: Annotated[
+        str | None,
+        typer.Option(
+            "--lead-id-column", help="Lead id column (default: lead_id, Prospect ID, ...)."
+        ),
+    ] = None,
+    event_column: Annotated[
+        str | None,
+        typer.Option(
+            "--event-column", help="Event column (default: event, outcome, stage, status, ...)."
+        ),
+    ] = None,
+    time_column: Annotated[
+        str | None,
+        typer.Option(
+            "--time-column", help="When it happened (default: occurred_at, close_date, ...)."
+        ),
+    ] = None,
+    reason_column: Annotated[
+        str | None,
+        typer.Option(
+            "--reason-column", help="Rejection reason (default: reason, lost_reason, ...)."
+        ),
+    ] = None,
+    value_column: Annotated[
+        str | None,
+        typer.Option("--value-column", help="Deal value of won deals (default: amount, ...)."),
+    ] = None,
+    event_value: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-value",
+            help="Map a CRM value to an event, e.g. 'Closed Won=won' (repeatable). Known already:"
+            " Closed Won, Closed Lost, Qualified, Disqualified, SQL, won, lost, ...",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option("--database-url", help="App database (default: $LEADML_DATABASE_URL)."),
+    ] = None,
+) -> None:
+    """Import sales outcomes from a CRM export; an event already stored is not counted twice."""
+
+    extra: dict[str, str] = {}
+    for item in event_value or []:
+        value, separator, event = item.rpartition("=")
+        if not separator or not value.strip():
+            raise DataError(f"--event-value {item!r}: write it as 'CRM value=event'")
+        extra[value.strip()] = event.strip()
+    settings = _settings()
+    frame = load_leads(path)
+    mapping = ColumnMapping(lead_id_column, event_column, time_column, reason_column, value_column)
+    try:
+        events = events_from_frame(frame, settings.rejection_reason_list, mapping, extra)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    records: list[dict[Any, Any]] = events.to_dict(orient="records")
+    rows = [
+        OutcomeEventIn(
+            lead_id=str(row["lead_id"]),
+            event=str(row["event"]),
+            occurred_at=pd.Timestamp(row["occurred_at"]).to_pydatetime(),
+            reason=row["reason"],
+            deal_value=None if pd.isna(row["deal_value"]) else float(row["deal_value"]),
+            source="import",
+        )
+        for row in records
+    ]
+    store = Store.from_url(database_url or settings.database_url)
+    try:
+        store.migrate()
+        result = store.record_outcome_events(rows)
+    finally:
+        store.close()
+    counts = events["event"].value_counts()
+    shown = ", ".join(
+        f"{counts.get(e, 0):,} {e}" for e in ("sql_accepted", "sql_rejected", "won", "lost")
+    )
+    console.print(
+        f"read {result.received:,} outcome events from {path} ({shown}): {result.stored:,} stored,"
+        f" {result.duplicates:,} already there; {result.unseen_leads:,} lead ids the ledger has"
+        " never scored (kept)"
     )
 
 

@@ -201,10 +201,11 @@ def events_from_frame(
             # A CRM amount on a lost or open deal is its size, not what was won.
             out.at[index, "deal_value"] = float("nan")
             value = None
-        problem = event_problem(row["event"], row["reason"], value, reasons)
+        reason = row["reason"] if isinstance(row["reason"], str) else None
+        problem = event_problem(row["event"], reason, value, reasons)
         if problem is not None:
             raise DataError(f"row {_row_number(frame, index)}: {problem[1]}")
-        out.at[index, "reason"] = normalise_reason(row["event"], row["reason"])
+        out.at[index, "reason"] = normalise_reason(row["event"], reason)
     return out.reset_index(drop=True)
 
 

@@ -111,3 +111,44 @@ class Scorer:
         if ids is not None:
             result.insert(0, self.id_column or "lead_id", ids.to_numpy())
         return result
+
+
+#: Columns of the CRM import file, in order (see `crm_import_frame`).
+CRM_COLUMNS = (
+    "lead_id",
+    "lead_score",
+    "lead_grade",
+    "is_mql",
+    "top_reasons",
+    "model_version",
+    "policy_version",
+)
+
+
+def crm_import_frame(
+    ranked: pd.DataFrame,
+    *,
+    id_column: str,
+    model_version: str | None,
+    policy_version: int | None,
+) -> pd.DataFrame:
+    """The ranked scores shaped for a CRM import: one row per lead, highest first, with the
+    lead id, score, grade, MQL flag ("true"/"false"), the top reasons for it as one line of text,
+    and the model and policy versions that produced them.
+
+    `ranked` has the id column (or `row`), score, grade, is_mql and optionally `reasons_for`.
+    """
+    ids = ranked[id_column] if id_column in ranked.columns else ranked.get("row")
+    reasons = ranked["reasons_for"] if "reasons_for" in ranked.columns else ""
+    return pd.DataFrame(
+        {
+            "lead_id": ids,
+            "lead_score": ranked["score"].astype(int),
+            "lead_grade": ranked["grade"].astype(str),
+            "is_mql": ranked["is_mql"].map(lambda v: "true" if bool(v) else "false"),
+            "top_reasons": reasons,
+            "model_version": model_version or "",
+            "policy_version": "" if policy_version is None else str(policy_version),
+        },
+        columns=list(CRM_COLUMNS),
+    )

@@ -1218,22 +1218,6 @@ class Store:
 
     # -- retraining ---------------------------------------------------------------------------
 
-    def ledger_frame(self, *, model_name: str | None = None) -> pd.DataFrame:
-        """Every score (by `model_name` when given), oldest first, with every ledger column;
-        the row id is `ledger_id`."""
-        statement = sa.select(
-            scored_leads.c.id.label("ledger_id"),
-            *(c for c in scored_leads.columns if c.name != "id"),
-        ).order_by(scored_leads.c.scored_at, scored_leads.c.id)
-        if model_name is not None:
-            statement = statement.where(scored_leads.c.model_name == model_name)
-        with self._transaction("reading the score ledger") as conn:
-            rows = [dict(row) for row in conn.execute(statement).mappings()]
-        columns = ["ledger_id", *(c.name for c in scored_leads.columns if c.name != "id")]
-        frame = pd.DataFrame(rows, columns=columns)
-        frame["scored_at"] = pd.to_datetime(frame["scored_at"], utc=True)
-        return frame
-
     def outcomes_frame(self) -> pd.DataFrame:
         """Recorded outcomes as `lead_id, converted, outcome_at, recorded_at` (retraining).
 
