@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from leadml.monitor import (
     PSI_SIGNIFICANT,
     MonitorReport,
     monitor_outcomes,
+    mql_contract,
     population_stability_index,
     psi_reading,
     wilson_interval,
@@ -256,3 +258,124 @@ def test_one_borderline_group_among_six_is_no_alarm() -> None:
     among_six = check_group("B", y, p, 0.9, n_groups=6)
     assert alone.flag == among_six.flag == "above"
     assert alone.material and not among_six.material
+
+
+# -- the MQL line as a contract, on a case a person can compute -----------------------------------
+
+CONTRACT_NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def constructed_case() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """100 leads scored under policy v1 of model 3 in two weeks of March: 50 MQLs (grade A, p =
+    0.7) and 50 others (grade C, p = 0.1). Of the MQLs, 16 were won, 16 lost after acceptance,
+    8 rejected (6 "bad fit", 2 "no budget"), 10 are open: 5 scored 10 days ago, 5 in March."""
+    rows = []
+    for i in range(100):
+        mql = i < 50
+        week = datetime(2026, 3, 2, tzinfo=UTC) + timedelta(days=7 * (i % 2))
+        rows.append(
+            {
+                "lead_id": f"L{i}", "policy_version": 1, "model_version": "3",
+                "probability": 0.7 if mql else 0.1, "grade": "A" if mql else "C", "is_mql": mql,
+                "scored_at": week, "features": {},
+                "converted": None, "sql_status": None, "rejection_reason": None,
+            }
+        )  # fmt: skip
+    for i in range(16):
+        rows[i] |= {"converted": True, "sql_status": "accepted"}
+    for i in range(16, 32):
+        rows[i] |= {"converted": False, "sql_status": "accepted"}
+    for i in range(32, 40):
+        reason = "bad fit" if i < 38 else "no budget"
+        rows[i] |= {"converted": False, "sql_status": "rejected", "rejection_reason": reason}
+    for i in range(40, 45):
+        rows[i] |= {"scored_at": CONTRACT_NOW - timedelta(days=10)}
+    joined = pd.DataFrame(rows)
+    joined["converted"] = joined["converted"].astype("boolean")
+    joined["policy_version"] = joined["policy_version"].astype("Int64")
+    joined["scored_at"] = pd.to_datetime(joined["scored_at"], utc=True)
+    return joined.drop(columns=["converted", "sql_status", "rejection_reason"]), joined
+
+
+PROMISE = {
+    "precision": 0.70,
+    "mql_share": 0.50,
+    "intervals": {"precision": [0.65, 0.75], "mql_share": [0.45, 0.55]},
+    "grades": [{"grade": "A", "n": 100, "conversions": 70, "conversion_rate": 0.7},
+               {"grade": "C", "n": 100, "conversions": 10, "conversion_rate": 0.1}],
+}  # fmt: skip
+
+
+def hand_wilson(k: int, n: int, z: float = 1.6448536269514722) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def test_the_contract_figures_on_a_constructed_case() -> None:
+    ledger, joined = constructed_case()
+    holdout_y = np.r_[np.ones(70), np.zeros(30), np.ones(10), np.zeros(90)].astype(int)
+    holdout_p = np.r_[np.full(100, 0.7), np.full(100, 0.1)]
+
+    report = mql_contract(
+        ledger, joined, {1: PROMISE}, holdout_y, holdout_p,
+        now=CONTRACT_NOW, outcome_window=timedelta(days=30),
+    )  # fmt: skip
+
+    [group] = report.groups
+    assert (group.policy_version, group.model_version, group.scored, group.mqls) == (
+        1,
+        "3",
+        100,
+        50,
+    )
+    conversion = group.mql_conversion
+    assert (conversion.successes, conversion.n, conversion.rate) == (16, 40, 0.4)
+    assert (conversion.low, conversion.high) == pytest.approx(hand_wilson(16, 40))
+    assert (group.sql_acceptance.successes, group.sql_acceptance.n) == (32, 40)
+    assert group.rejection_reasons == {"bad fit": 6, "no budget": 2}
+    assert group.mqls_per_week == {"2026-03-02": 22, "2026-03-09": 23, "2026-05-18": 5}
+    assert (group.mql_share.successes, group.mql_share.n) == (50, 100)
+    assert group.missing == {
+        "mqls": 50, "with_outcome": 40, "too_recent": 5, "overdue": 5, "window_days": 30
+    }  # fmt: skip
+    [grade_a, grade_c] = group.grades
+    assert (grade_a.realised.successes, grade_a.realised.n, grade_a.promised.rate) == (16, 40, 0.7)
+    assert grade_c.realised.n == 0 and not grade_c.finding.judged
+    assert group.calibration["ece"] == pytest.approx(0.3)
+    verdicts = {f.figure: f.verdict for f in group.findings}
+    assert verdicts == {
+        "mql_conversion": "act", "grade_A": "watch", "grade_C": "healthy",
+        "sql_acceptance": "healthy", "mql_volume": "healthy", "calibration": "watch",
+        "missing_outcomes": "healthy",
+    }  # fmt: skip
+    assert report.score_drift is not None and report.score_drift.psi == pytest.approx(0.0)
+    assert report.verdict == "act"
+    low, high = hand_wilson(16, 40)
+    assert report.reason == (
+        "MQLs under MQL policy v1 (model v3) promised 65-75 % conversion; the last 40 with"
+        f" outcomes converted 40 % ({low * 100:.0f}-{high * 100:.0f} %): the line is too low for"
+        " this model now"
+    )
+    assert report.to_dict()["groups"][0]["verdict"] == "act"
+
+
+def test_a_kept_promise_is_healthy_and_too_few_outcomes_are_not_judged() -> None:
+    ledger, joined = constructed_case()
+    joined.loc[joined.index[16:24], "converted"] = True  # 24 of 40 MQLs converted: 60 %
+    kept = mql_contract(
+        ledger, joined, {1: PROMISE | {"intervals": {"precision": [0.55, 0.65]}}},
+        np.array([1, 0] * 50), np.full(100, 0.5), now=CONTRACT_NOW,
+    )  # fmt: skip
+    finding = {f.figure: f for f in kept.groups[0].findings}["mql_conversion"]
+    assert finding.verdict == "healthy" and finding.reason.endswith("as promised")
+
+    few = joined.copy()
+    few.loc[few.index[10:40], "converted"] = pd.NA
+    early = mql_contract(
+        ledger, few, {1: PROMISE}, [1, 0] * 50, np.full(100, 0.5), now=CONTRACT_NOW
+    )
+    finding = {f.figure: f for f in early.groups[0].findings}["mql_conversion"]
+    assert finding.verdict == "healthy" and not finding.judged
+    assert "only 10 have an outcome yet" in finding.reason

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -21,6 +22,7 @@ from alembic.script import ScriptDirectory
 from leadml.errors import DataError, LeadmlError, PolicyError
 from leadml.store import (
     JOINED_COLUMNS,
+    OutcomeEventIn,
     OutcomeIn,
     PolicyRecordIn,
     ScoredLeadIn,
@@ -401,3 +403,89 @@ def test_a_database_without_the_tables_says_to_migrate(store_url: str) -> None:
     with pytest.raises(StoreError, match=r"has no leadml tables .*Store\.migrate\(\)"):
         store.policy_history("leads")
     store.close()
+
+
+# -- the ledger and outcome events ----------------------------------------------------------------
+
+
+def event(lead_id: str, kind: str, at: datetime, **changes: object) -> OutcomeEventIn:
+    return OutcomeEventIn(lead_id=lead_id, event=kind, occurred_at=at, **changes)  # type: ignore[arg-type]
+
+
+def test_outcome_events_are_stored_once_per_lead_event_and_time(store: Store) -> None:
+    day = timedelta(days=1)
+    store.record_scores([scored("L1", 0.7, scored_at=T0)])
+    batch = [
+        event("L1", "sql_accepted", T0 + day),
+        event("L1", "won", T0 + 9 * day, deal_value=1500.0),
+        event("L9", "sql_rejected", T0 + day, reason="bad fit"),
+        event("L1", "sql_accepted", (T0 + day).astimezone(timezone(timedelta(hours=3)))),
+    ]
+
+    first = store.record_outcome_events(batch)
+    again = store.record_outcome_events(batch[:3])
+
+    assert (first.received, first.stored, first.duplicates) == (4, 3, 1)
+    assert first.unseen_lead_ids == ("L9",)
+    assert (again.stored, again.duplicates, again.unseen_leads) == (0, 3, 1)
+    events = store.outcome_events_frame()
+    assert len(events) == 3 and str(events["occurred_at"].dt.tz) == "UTC"
+    outcome = store.get_outcome("L1")
+    assert outcome is not None and outcome.converted is True
+    assert outcome.outcome_at == T0 + 9 * day
+    # An earlier closing event arriving late does not replace the later one.
+    store.record_outcome_events([event("L1", "lost", T0 + 2 * day)])
+    assert store.get_outcome("L1").converted is True  # type: ignore[union-attr]
+
+
+def test_ledger_rows_keep_provenance_and_the_handover_chance(store: Store) -> None:
+    store.record_scores(
+        [
+            scored("L1", 0.7, source="page", reasons={"for": [], "against": []}),
+            scored("L2", 0.1, exploration=True, selection_probability=0.05, source="batch"),
+            scored("L3", 0.1),
+        ]
+    )
+    ledger = store.ledger_frame(model_name="leads")
+
+    assert ledger["source"].tolist() == ["page", "batch", "api"]
+    assert ledger["exploration"].tolist() == [False, True, False]
+    assert ledger["selection_probability"].tolist() == [1.0, 0.05, 0.0]
+    assert ledger["reasons"].tolist()[0] == {"for": [], "against": []}
+    with pytest.raises(DataError, match="unknown score source"):
+        scored("L4", 0.5, source="fax")
+
+
+def test_ledger_with_outcomes_is_point_in_time(store: Store) -> None:
+    day = timedelta(days=1)
+    store.record_scores(
+        [
+            scored("L1", 0.40, scored_at=T0, features={"visits": 1}),
+            scored("L1", 0.65, scored_at=T0 + day, features={"visits": 5}),
+            scored("L1", 0.99, scored_at=T0 + 5 * day, features={"visits": 50}),  # after sales
+            scored("L2", 0.50, scored_at=T0 + day),  # no outcome yet
+            scored("L3", 0.20, scored_at=T0 + 3 * day),  # scored only after its outcome
+            scored(None, 0.30, scored_at=T0),
+        ]
+    )
+    store.record_outcome_events(
+        [
+            event("L1", "sql_accepted", T0 + 2 * day),
+            event("L1", "sql_rejected", T0 + 3 * day, reason="no budget"),
+            event("L3", "lost", T0 + 2 * day),
+        ]
+    )
+
+    joined = store.ledger_with_outcomes(model_name="leads")
+    by_id = joined.set_index("lead_id")
+
+    assert sorted(by_id.index) == ["L1", "L2"]
+    assert by_id.loc["L1", "features"] == {"visits": 5}
+    assert by_id.loc["L1", "converted"] == False  # noqa: E712 (a pandas NA-able boolean)
+    assert by_id.loc["L1", "outcome"] == "sql_rejected"
+    assert by_id.loc["L1", "sql_status"] == "rejected"
+    assert by_id.loc["L1", "rejection_reason"] == "no budget"
+    assert by_id.loc["L1", "outcome_at"] == T0 + 3 * day
+    assert pd.isna(by_id.loc["L2", "converted"]) and by_id.loc["L2", "outcome"] is None
+    later = store.ledger_with_outcomes(since=T0 + day + timedelta(hours=1))
+    assert later.empty

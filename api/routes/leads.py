@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import anyio.to_thread
+import pandas as pd
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -37,6 +38,7 @@ from leadml.batch import rank_order
 from leadml.data import detect_separator
 from leadml.explain import what_would_move
 from leadml.policy import ActivePolicy
+from leadml.scoring import crm_import_frame
 
 router = APIRouter(prefix="/v1/leads", tags=["leads"])
 
@@ -51,6 +53,15 @@ REASONS_DESCRIPTION = (
     " are needed."
 )
 ReasonsQuery = Annotated[bool, Query(description=REASONS_DESCRIPTION)]
+FormatQuery = Annotated[
+    Literal["json", "crm"],
+    Query(
+        alias="format",
+        description="json: the ranked scores as JSON; crm: a CSV shaped for a CRM import (lead"
+        " id, score, grade, MQL flag, top reasons as text, model and policy version), the same"
+        " as `leadml score --crm-csv`.",
+    ),
+]
 MOVE_DESCRIPTION = (
     "For a lead below the MQL line, also give the smallest change of one actionable trait that"
     " would lift it past the line (a few milliseconds more), or null when none would."
@@ -158,8 +169,12 @@ def _flag(request: Request, name: str, default: bool) -> bool:
     responses=COMMON_RESPONSES,
 )
 async def score_batch(
-    request: Request, scoring: ScoringDep, settings: SettingsDep, reasons: ReasonsQuery = True
-) -> JSONResponse:
+    request: Request,
+    scoring: ScoringDep,
+    settings: SettingsDep,
+    reasons: ReasonsQuery = True,
+    answer: FormatQuery = "json",
+) -> Response:
     model, policy = scoring.model, scoring.policy
     limit = settings.max_batch_leads
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
@@ -176,6 +191,8 @@ async def score_batch(
     _record(request, model, records, results, "batch")
     order = rank_order([r["probability"] for r in results])
     ranked = [{**results[i], "rank": rank, "row": int(i) + 1} for rank, i in enumerate(order, 1)]
+    if answer == "crm":
+        return _crm_csv(ranked, model.version, policy.version)
     return JSONResponse(
         {
             "count": len(ranked),
@@ -197,6 +214,31 @@ async def _score(
     if len(records) < THREAD_FROM_LEADS:
         return model.score(records, policy, reasons)
     return await anyio.to_thread.run_sync(model.score, records, policy, reasons)
+
+
+def _crm_csv(
+    ranked: list[dict[str, Any]], model_version: str | None, policy_version: int | None
+) -> Response:
+    """The ranked scores as the CSV `leadml score --crm-csv` writes, for a CRM import."""
+    frame = pd.DataFrame(
+        {
+            "lead_id": [r["lead_id"] if r["lead_id"] is not None else r["row"] for r in ranked],
+            "score": [r["score"] for r in ranked],
+            "grade": [r["grade"] for r in ranked],
+            "is_mql": [r["is_mql"] for r in ranked],
+            "reasons_for": [
+                "; ".join(x["text"] for x in (r["reasons"] or {}).get("for", [])) for r in ranked
+            ],
+        }
+    )
+    crm = crm_import_frame(
+        frame, id_column="lead_id", model_version=model_version, policy_version=policy_version
+    )
+    return Response(
+        crm.to_csv(index=False),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="leadml-crm-import.csv"'},
+    )
 
 
 def _record(

@@ -175,3 +175,23 @@ def test_the_writer_commits_in_groups(tmp_path: Path) -> None:
     assert groups == [100, 100, 50]
     assert len(store.ledger_frame()) == 250
     store.close()
+
+
+def test_the_batch_route_answers_a_crm_import_file(ledger_client: TestClient) -> None:
+    leads = demo_leads(ledger_client, 3)
+    ranked = ledger_client.post("/v1/leads/score-batch", json=leads, headers=SCORER).json()
+    response = ledger_client.post("/v1/leads/score-batch?format=crm", json=leads, headers=SCORER)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.strip().splitlines()
+    assert (
+        lines[0] == "lead_id,lead_score,lead_grade,is_mql,top_reasons,model_version,policy_version"
+    )
+    first = lines[1].split(",")
+    best = ranked["leads"][0]
+    assert first[:4] == [best["lead_id"], str(best["score"]), best["grade"],
+                         "true" if best["is_mql"] else "false"]  # fmt: skip
+    assert "the chance" in lines[1] and first[-2] == str(best["model_version"])
+    bad = ledger_client.post("/v1/leads/score-batch?format=xml", json=leads, headers=SCORER)
+    assert bad.status_code == 422
