@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from leadml.errors import LeadmlError
-from leadml.store import ScoredLeadIn, Store
+from leadml.store import ScoreAnswer, Store
 
 log = logging.getLogger("leadml.api.ledger")
 
@@ -54,7 +54,7 @@ class LedgerWriter:
         self,
         store: Store,
         *,
-        queue_rows: int = 10_000,
+        queue_rows: int = 50_000,
         batch_rows: int = 500,
         flush_seconds: float = 0.05,
         count: Counter = _no_count,
@@ -68,7 +68,7 @@ class LedgerWriter:
         # Told the queue length at every wake-up (a gauge; set_function has no multiprocess mode).
         self._on_waiting = on_waiting
         # deque.append and popleft are atomic: the scoring side takes no lock.
-        self._queue: deque[ScoredLeadIn] = deque()
+        self._queue: deque[ScoreAnswer] = deque()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -85,7 +85,7 @@ class LedgerWriter:
         self._thread = threading.Thread(target=self._run, name="leadml-ledger", daemon=True)
         self._thread.start()
 
-    def submit(self, rows: Sequence[ScoredLeadIn]) -> bool:
+    def submit(self, rows: Sequence[ScoreAnswer]) -> bool:
         """Queue `rows` for the ledger; False (and counted, logged) when the queue is full."""
         queue = self._queue
         if len(queue) + len(rows) > self.queue_rows:
@@ -133,17 +133,17 @@ class LedgerWriter:
             if self._stopping.is_set() and not self._queue:
                 return
 
-    def _take(self) -> list[ScoredLeadIn]:
-        group: list[ScoredLeadIn] = []
+    def _take(self) -> list[ScoreAnswer]:
+        group: list[ScoreAnswer] = []
         queue = self._queue
         while queue and len(group) < self.batch_rows:
             group.append(queue.popleft())
         return group
 
-    def _write(self, group: list[ScoredLeadIn]) -> None:
+    def _write(self, group: list[ScoreAnswer]) -> None:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                self.store.record_scores(group)
+                self.store.record_score_answers(group)
             except LeadmlError as error:
                 if attempt == WRITE_ATTEMPTS:
                     log.error(
@@ -189,29 +189,11 @@ def ledger_rows(
     records: Sequence[Mapping[str, Any]],
     results: Sequence[Mapping[str, Any]],
     source: str,
-) -> list[ScoredLeadIn]:
-    """Ledger rows for scores as answered: the lead as validated (the features as scored), and
-    what the response said of it."""
+) -> list[ScoreAnswer]:
+    """Ledger entries for scores as answered: the lead as validated (the features as scored) and
+    the response given for it. Kept cheap: this runs in the request."""
     now = datetime.now(UTC)
-    rows = []
-    for record, result in zip(records, results, strict=True):
-        lead_id = result["lead_id"]
-        rows.append(
-            ScoredLeadIn(
-                lead_id=None if lead_id is None else str(lead_id),
-                model_name=model_name,
-                model_version=result["model_version"] or "",
-                policy_version=result["policy_version"],
-                probability=result["probability"],
-                score=result["score"],
-                grade=result["grade"],
-                is_mql=result["is_mql"],
-                features=record,
-                scored_at=now,
-                source=source,
-                reasons=result.get("reasons"),
-                exploration=bool(result.get("exploration", False)),
-                selection_probability=result.get("selection_probability"),
-            )
-        )
-    return rows
+    return [
+        ScoreAnswer(model_name, record, result, source, now)
+        for record, result in zip(records, results, strict=True)
+    ]

@@ -80,7 +80,7 @@ class Settings(BaseSettings):
         description="Keep every score in the app database's ledger (LEADML_LEDGER=off: don't).",
     )
     ledger_queue_rows: int = Field(
-        default=10_000,
+        default=50_000,
         ge=1,
         description="Scores the API holds in memory for the ledger writer; beyond, they are"
         " dropped (counted in /metrics) rather than slowing the scoring.",

@@ -7,6 +7,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from api.ledger import LedgerWriter
 from api.main import create_app
 from conftest import TrainedModel
-from leadml.store import ScoredLeadIn, Store
+from leadml.store import ScoreAnswer, Store
 
 
 def demo_leads(client: TestClient, count: int) -> list[dict[str, Any]]:
@@ -103,8 +104,9 @@ def test_a_full_queue_drops_scores_says_so_and_never_fails_the_score(
 WRITE_MANY = textwrap.dedent(
     """
     import sys, threading
+    from datetime import UTC, datetime
     from api.ledger import LedgerWriter
-    from leadml.store import ScoredLeadIn, Store
+    from leadml.store import ScoreAnswer, Store
 
     url, worker, threads, rows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     store = Store.from_url(url)
@@ -114,10 +116,9 @@ WRITE_MANY = textwrap.dedent(
     def score(thread):
         for i in range(rows):
             lead = f"{worker}-{thread}-{i}"
-            writer.submit([ScoredLeadIn(
-                lead_id=lead, model_name="leads", model_version="1", probability=0.5,
-                score=50, grade="B", is_mql=True, features={"n": i}, source="api",
-            )])
+            answer = {"lead_id": lead, "model_version": "1", "policy_version": None,
+                      "probability": 0.5, "score": 50, "grade": "B", "is_mql": True}
+            writer.submit([ScoreAnswer("leads", {"n": i}, answer, "api", datetime.now(UTC))])
 
     pool = [threading.Thread(target=score, args=(t,)) for t in range(threads)]
     for t in pool: t.start()
@@ -165,10 +166,9 @@ def test_the_writer_commits_in_groups(tmp_path: Path) -> None:
         count=lambda outcome, rows: groups.append(rows),
     )
     writer.start()
-    row = ScoredLeadIn(
-        lead_id="G", model_name="leads", model_version="1", probability=0.1, score=10,
-        grade="D", is_mql=False, features={"x": json.dumps({"a": 1})},
-    )  # fmt: skip
+    answer = {"lead_id": "G", "model_version": "1", "policy_version": None, "probability": 0.1,
+              "score": 10, "grade": "D", "is_mql": False, "reasons": None}  # fmt: skip
+    row = ScoreAnswer("leads", {"x": json.dumps({"a": 1})}, answer, "api", datetime.now(UTC))
     writer.submit([row] * 250)
     writer.close()
 
