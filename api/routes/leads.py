@@ -166,7 +166,13 @@ def _flag(request: Request, name: str, default: bool) -> bool:
     description="A JSON array of leads, or a CSV file (as the body with Content-Type text/csv,"
     f" or uploaded as the multipart form field '{UPLOAD_FIELD}') with one column per field."
     " At most LEADML_MAX_BATCH_LEADS leads (1,000 by default) per call.",
-    responses=COMMON_RESPONSES,
+    responses={
+        **COMMON_RESPONSES,
+        200: {
+            "description": "The ranked scores (JSON), or with format=crm a CSV for a CRM import.",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+    },
 )
 async def score_batch(
     request: Request,
