@@ -4,9 +4,11 @@ Usage: .venv/bin/python bench/api_bench.py [--rows 20000] [--connections 20] [--
        [--requests 500] [--seconds 15] [--batches 3] [--batch-leads 1000]
 
 In one run, in bench/.work/api/: trains the demo model (as `make demo` does) and registers it as
-champion, then starts three servers on 127.0.0.1, each uvicorn with one worker:
+champion, then starts four servers on 127.0.0.1, each uvicorn with one worker:
 
 - leadml: `leadml serve` (anonymous access, no alias polling), the full response per lead;
+- leadml, ledger off: the same with `LEADML_LEDGER=off`, to measure what the score ledger costs
+  (`--ledger-only` runs just these two);
 - MLflow: `mlflow models serve -m models:/NAME@champion --env-manager local` on the same model;
 - trivial: a FastAPI endpoint that parses the JSON body and returns a constant.
 
@@ -29,6 +31,7 @@ import os
 import platform
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -74,7 +77,7 @@ def train_and_register(rows: int) -> tuple[str, Any]:
     from leadml.train import TrainConfig, train_model
 
     WORK.mkdir(parents=True, exist_ok=True)
-    for stale in ("mlflow.db", "app.db"):
+    for stale in ("mlflow.db", "app.db", "app-off.db"):
         (WORK / stale).unlink(missing_ok=True)
     tracking_uri = f"sqlite:///{WORK / 'mlflow.db'}"
     use_tracking(tracking_uri)
@@ -166,9 +169,9 @@ def wait_ready(server: Server, path: str, timeout: float = 180.0) -> None:
 
 
 @contextmanager
-def servers(tracking_uri: str) -> Iterator[dict[str, Server]]:
+def servers(tracking_uri: str, ledger_only: bool = False) -> Iterator[dict[str, Server]]:
     (WORK / "trivial_app.py").write_text(TRIVIAL_APP)
-    ports = {name: free_port() for name in ("leadml", "mlflow", "trivial")}
+    ports = {name: free_port() for name in ("leadml", "leadml-off", "mlflow", "trivial")}
     common = {
         "MLFLOW_TRACKING_URI": tracking_uri,
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
@@ -190,6 +193,26 @@ def servers(tracking_uri: str) -> Iterator[dict[str, Server]]:
             },
             ports["leadml"],
         )
+        # The same server with the score ledger off, measured in the same rounds.
+        started["leadml-off"] = start(
+            "leadml-off",
+            [str(BIN / "leadml"), "serve", "--port", str(ports["leadml-off"])],
+            {
+                **common,
+                "LEADML_ALLOW_ANONYMOUS": "true",
+                "LEADML_MODEL_NAME": MODEL_NAME,
+                "LEADML_DATABASE_URL": f"sqlite:///{WORK / 'app-off.db'}",
+                "LEADML_RELOAD_INTERVAL_SECONDS": "0",
+                "LEADML_MAX_BODY_BYTES": "20000000",
+                "LEADML_LEDGER": "off",
+            },
+            ports["leadml-off"],
+        )
+        wait_ready(started["leadml"], "/readyz")
+        wait_ready(started["leadml-off"], "/readyz")
+        if ledger_only:
+            yield started
+            return
         started["mlflow"] = start(
             "mlflow",
             [
@@ -221,7 +244,6 @@ def servers(tracking_uri: str) -> Iterator[dict[str, Server]]:
             common,
             ports["trivial"],
         )
-        wait_ready(started["leadml"], "/readyz")
         wait_ready(started["mlflow"], "/ping")
         wait_ready(started["trivial"], "/health")
         yield started
@@ -307,7 +329,12 @@ async def connection(
 
 
 async def load(
-    name: str, port: int, requests: list[bytes], connections: int, each: int, seconds: float
+    name: str,
+    port: int,
+    requests: list[bytes],
+    connections: int,
+    each: int,
+    seconds: float,
 ) -> Run:
     run = Run(name)
     started = time.perf_counter()
@@ -405,17 +432,31 @@ def rounds_row(runs: list[Run]) -> str:
     )
 
 
+def count_ledger_rows(database: Path) -> int:
+    """Rows in the score ledger of a bench server's SQLite database (after it stopped)."""
+    with sqlite3.connect(database) as conn:
+        return int(conn.execute("SELECT count(*) FROM scored_leads").fetchone()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="demo leads to train on")
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3, help="single-lead rounds per server")
     parser.add_argument(
-        "--requests", type=int, default=500, help="single leads per connection and round"
+        "--requests",
+        type=int,
+        default=500,
+        help="single leads per connection and round",
     )
     parser.add_argument("--seconds", type=float, default=15.0, help="time cap per load phase")
     parser.add_argument("--batches", type=int, default=3, help="batches per connection")
     parser.add_argument("--batch-leads", type=int, default=1000)
+    parser.add_argument(
+        "--ledger-only",
+        action="store_true",
+        help="only leadml with the score ledger on and off (no MLflow, no trivial endpoint)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -425,12 +466,15 @@ def main() -> None:
     leads = new_leads(schema, max(args.batch_leads, 200))
     singles = leads[:200]
     batch = leads[: args.batch_leads]
+    single = [http_post("/v1/leads/score", json.dumps(lead).encode()) for lead in singles]
+    fast = [
+        http_post("/v1/leads/score?reasons=false", json.dumps(lead).encode()) for lead in singles
+    ]
     requests = {
-        "leadml": [http_post("/v1/leads/score", json.dumps(lead).encode()) for lead in singles],
-        "leadml, reasons=false": [
-            http_post("/v1/leads/score?reasons=false", json.dumps(lead).encode())
-            for lead in singles
-        ],
+        "leadml": single,
+        "leadml, ledger off": single,
+        "leadml, reasons=false": fast,
+        "leadml, reasons=false, ledger off": fast,
         "mlflow": [
             http_post(
                 "/invocations",
@@ -440,11 +484,13 @@ def main() -> None:
         ],
         "trivial": [http_post("/score", json.dumps(lead).encode()) for lead in singles],
     }
+    whole = [http_post("/v1/leads/score-batch", json.dumps(batch).encode())]
+    whole_fast = [http_post("/v1/leads/score-batch?reasons=false", json.dumps(batch).encode())]
     batches = {
-        "leadml": [http_post("/v1/leads/score-batch", json.dumps(batch).encode())],
-        "leadml, reasons=false": [
-            http_post("/v1/leads/score-batch?reasons=false", json.dumps(batch).encode())
-        ],
+        "leadml": whole,
+        "leadml, ledger off": whole,
+        "leadml, reasons=false": whole_fast,
+        "leadml, reasons=false, ledger off": whole_fast,
         "mlflow": [
             http_post(
                 "/invocations",
@@ -455,11 +501,23 @@ def main() -> None:
         ],
         "trivial": [http_post("/score", json.dumps(batch).encode())],
     }
-    ports_of = {"leadml": "leadml", "leadml, reasons=false": "leadml", "mlflow": "mlflow"}
-    single_runs: dict[str, list[Run]] = {name: [] for name in requests}
+    ports_of = {
+        "leadml": "leadml",
+        "leadml, reasons=false": "leadml",
+        "leadml, ledger off": "leadml-off",
+        "leadml, reasons=false, ledger off": "leadml-off",
+        "mlflow": "mlflow",
+    }
+    ledger_pairs = (
+        "leadml",
+        "leadml, ledger off",
+        "leadml, reasons=false",
+        "leadml, reasons=false, ledger off",
+    )
+    names = ledger_pairs if args.ledger_only else ("trivial", *ledger_pairs, "mlflow")
+    single_runs: dict[str, list[Run]] = {name: [] for name in names}
     batch_runs: dict[str, Run] = {}
-    names = ("trivial", "leadml", "leadml, reasons=false", "mlflow")
-    with servers(tracking_uri) as running:
+    with servers(tracking_uri, args.ledger_only) as running:
         for name in names:  # warm up: first requests load lazily imported code
             port = running[ports_of.get(name, name)].port
             asyncio.run(load(name, port, requests[name], args.connections, 3, 10))
@@ -480,8 +538,18 @@ def main() -> None:
             port = running[ports_of.get(name, name)].port
             print(f"{args.batch_leads:,}-lead batches -> {name} ...", flush=True)
             batch_runs[name] = asyncio.run(
-                load(name, port, batches[name], args.connections, args.batches, args.seconds)
+                load(
+                    name,
+                    port,
+                    batches[name],
+                    args.connections,
+                    args.batches,
+                    args.seconds,
+                )
             )
+    ledger_rows = count_ledger_rows(WORK / "app.db")  # the servers stopped: queue flushed
+    answered = sum(r.count for n in names if "ledger off" not in n for r in single_runs[n])
+    answered += sum(batch_runs[n].count * args.batch_leads for n in names if "ledger off" not in n)
     print("timing in-process scoring ...", flush=True)
     in_process = time_in_process(tracking_uri, batch)
 
@@ -511,6 +579,15 @@ def main() -> None:
         print(row(run))
     rate = {name: median_rate(runs) or float("nan") for name, runs in single_runs.items()}
     leadml_rate, fast_rate = rate["leadml"], rate["leadml, reasons=false"]
+    print("\nThe score ledger (single-lead requests/s, ledger on / off, same rounds):\n")
+    print(f"- with reasons: {leadml_rate / rate['leadml, ledger off']:.0%}"
+          f"; reasons=false: {fast_rate / rate['leadml, reasons=false, ledger off']:.0%}"
+          " (goal >= 90 %)")  # fmt: skip
+    print(f"- ledger rows written by the server with the ledger on: {ledger_rows:,}"
+          f" (scores answered in the measured rounds and batches: {answered:,}; the rest"
+          " is the warm-up)")  # fmt: skip
+    if args.ledger_only:
+        return
     mlflow_rate, trivial_rate = rate["mlflow"], rate["trivial"]
     print("\nRatios (single-lead requests/s):\n")
     print(f"- leadml / mlflow serve: {leadml_rate / mlflow_rate:,.0f}x"
@@ -520,7 +597,10 @@ def main() -> None:
     print(f"\nIn-process, {args.batch_leads:,} leads (median ms):\n")
     for label, ms in in_process.items():
         print(f"- {label}: {ms:.2f}")
-    for run in [*(r for runs in single_runs.values() for r in runs), *batch_runs.values()]:
+    for run in [
+        *(r for runs in single_runs.values() for r in runs),
+        *batch_runs.values(),
+    ]:
         if run.errors:
             print(f"\n{run.name}: {run.errors} errors, first: {run.first_error}")
 
