@@ -26,7 +26,8 @@ from leadml.tracking import CHAMPION, log_training
 
 RELOAD_NAME = "api-reload-test"
 THREADS = 4
-REQUESTS_PER_THREAD = 150
+#: A bound on each scoring thread, so a test that stops waiting never leaves it running long.
+THREAD_SECONDS = 300.0
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,11 @@ def test_the_admin_call_loads_the_version_the_alias_points_to(
 
 
 def score_until(url: str, stop: threading.Event, lead: dict[str, Any], seen: list[Any]) -> None:
+    # Score until told to stop, not a fixed count: on a slow machine the reloads take long enough
+    # for a fixed number of requests to run out before the test has seen what it waits for.
+    deadline = time.monotonic() + THREAD_SECONDS
     with httpx.Client(base_url=url, headers=SCORER, timeout=30) as http:
-        for _ in range(REQUESTS_PER_THREAD):
+        while time.monotonic() < deadline:
             try:
                 response = http.post("/v1/leads/score", json=lead)
                 seen.append((response.status_code, response.json().get("model_version")))
@@ -108,16 +112,18 @@ def test_no_request_fails_while_the_alias_moves_under_load(
         ]
         for worker in workers:
             worker.start()
-        wait_for(lambda: len(seen) >= 40)
-        move_alias(second)  # the poll picks it up
-        wait_for(lambda: any(version == second for _, version in seen[-THREADS:]))
-        move_alias(first)  # and back, through the admin call this time
-        httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN, timeout=60)
-        count_at_switch_back = len(seen)
-        wait_for(lambda: len(seen) >= count_at_switch_back + 40)
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=60)
+        try:
+            wait_for(lambda: len(seen) >= 40)
+            move_alias(second)  # the poll picks it up
+            wait_for(lambda: any(version == second for _, version in seen[-THREADS:]))
+            move_alias(first)  # and back, through the admin call this time
+            httpx.post(f"{server.url}/v1/admin/reload", headers=ADMIN, timeout=60)
+            count_at_switch_back = len(seen)
+            wait_for(lambda: len(seen) >= count_at_switch_back + 40)
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(timeout=60)
     statuses = Counter(status for status, _ in seen)
     versions = Counter(version for _, version in seen)
     assert statuses == {200: len(seen)}, statuses
