@@ -329,3 +329,37 @@ def test_the_rest_of_leadml_works_without_pyspark() -> None:
     done = subprocess.run([sys.executable, "-c", blocked], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "ok\n"
+
+
+def test_spark_records_every_score_in_the_ledger_as_the_pandas_path_does(
+    capsys: pytest.CaptureFixture[str],
+    trained: TrainedModel,
+    leads_parquet: Path,
+    tmp_path: Path,
+) -> None:
+    ledgers = {}
+    for engine in ("pandas", "spark"):
+        url = f"sqlite:///{tmp_path / engine}.db"
+        extra = ("--engine", "spark") if engine == "spark" else ()
+        code, err = _score(
+            capsys, trained, leads_parquet, tmp_path / f"{engine}.parquet", url, *extra
+        )
+        assert code == 0, err
+        assert f"{LEADS:,} scores recorded in the ledger" in " ".join(err.split())
+        store = Store.from_url(url)
+        ledgers[engine] = store.ledger_frame().set_index("lead_id").sort_index()
+        store.close()
+    on_pandas, on_spark = ledgers["pandas"], ledgers["spark"]
+    assert on_spark.index.is_unique and list(on_spark.index) == list(on_pandas.index)
+    assert len(on_spark) == LEADS
+    np.testing.assert_allclose(on_spark["probability"], on_pandas["probability"], rtol=0, atol=1e-9)
+    for column in ("score", "grade", "is_mql", "model_version", "source"):
+        assert (on_spark[column].to_numpy() == on_pandas[column].to_numpy()).all(), column
+    names = Scorer.load(trained.export_dir).schema.feature_names
+    for lead_id in on_spark.index[::97]:
+        as_scored = on_spark.at[lead_id, "features"]
+        assert set(as_scored) == set(names)
+        expected = on_pandas.at[lead_id, "features"]
+        assert {n: as_scored[n] for n in names} == {n: expected.get(n) for n in names}, lead_id
+    # The ledger's copy of the features does not end up in the user's output.
+    assert "features" not in pd.read_parquet(tmp_path / "spark.parquet").columns

@@ -387,7 +387,16 @@ def score(
     with _policy_book(url) as book:
         policy = book.active(scorer)
     if engine == "spark":
-        _score_on_spark(path, output, scorer, policy, master, spark_conf, chunk_rows)
+        _score_on_spark(
+            path,
+            output,
+            scorer,
+            policy,
+            master,
+            spark_conf,
+            chunk_rows,
+            url if keep_ledger else None,
+        )
         return
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     explainer = Explainer.for_scorer(scorer) if reasons or crm_csv is not None else None
@@ -455,6 +464,7 @@ def _score_on_spark(
     master: str | None,
     spark_conf: list[str] | None,
     chunk_rows: int | None,
+    ledger_url: str | None,
 ) -> None:
     conf: dict[str, str] = {}
     for item in spark_conf or ():
@@ -467,15 +477,53 @@ def _score_on_spark(
     if chunk_rows is not None:
         conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(chunk_rows)
     console.print(f"scoring {source} on Spark ({master or 'default master'})")
-    done = score_with_spark(source, output, scorer, policy, master=master, conf=conf)
-    # LEDGER HOOK (issue 9's ledger is not on main yet): with the ledger on, score with
-    # `with_features=True` and hand each list from `iter_ledger_batches(session, output)` to the
-    # store's bulk insert (one insert per 10,000 leads, source "batch").
+    ledger_store = Store.from_url(ledger_url) if ledger_url is not None else None
+    recorded = 0
+
+    def record(batch: list[dict[str, Any]]) -> None:
+        nonlocal recorded
+        if ledger_store is not None:
+            recorded += ledger_store.record_scores(_spark_ledger_rows(scorer, batch))
+
+    try:
+        done = score_with_spark(
+            source,
+            output,
+            scorer,
+            policy,
+            master=master,
+            conf=conf,
+            on_ledger_batch=record if ledger_store is not None else None,
+        )
+    finally:
+        if ledger_store is not None:
+            ledger_store.close()
     console.print(
         f"scored {done.leads:,} leads on Spark ({done.master}) with {scorer.info.name}"
         f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
         f" {_policy_label(policy.version)}; Parquet written to {output}"
+        + (f"; {recorded:,} scores recorded in the ledger" if ledger_store else "; ledger off")
     )
+
+
+def _spark_ledger_rows(scorer: Scorer, batch: list[dict[str, Any]]) -> list[ScoredLeadIn]:
+    """Ledger rows of leads scored on Spark, as `iter_ledger_batches` hands them back."""
+    id_column = scorer.id_column or ""
+    return [
+        ScoredLeadIn(
+            lead_id=None if lead.get(id_column) is None else str(lead[id_column]),
+            model_name=scorer.info.name,
+            model_version=str(lead["model_version"] or ""),
+            policy_version=lead["policy_version"],
+            probability=float(lead["probability"]),
+            score=float(lead["score"]),
+            grade=str(lead["grade"]),
+            is_mql=bool(lead["is_mql"]),
+            features=lead["features"],
+            source="cli",
+        )
+        for lead in batch
+    ]
 
 
 def _ledger_rows(

@@ -25,7 +25,7 @@ import shutil
 import sys
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,6 +64,9 @@ SCORED_COLUMNS = (
     "model_version",
     "policy_version",
 )
+
+#: Leads per insert into the score ledger: one statement per list, not one per lead.
+LEDGER_BATCH_ROWS = 10_000
 
 #: Settings leadml gives its own Spark session; `--conf` / spark-submit settings win over them.
 SESSION_DEFAULTS: Mapping[str, str] = {
@@ -358,29 +361,48 @@ def score_with_spark(
     conf: Mapping[str, str] | None = None,
     spark: SparkSession | None = None,
     with_features: bool = False,
+    on_ledger_batch: Callable[[list[dict[str, Any]]], object] | None = None,
+    ledger_rows: int = LEDGER_BATCH_ROWS,
 ) -> SparkScoring:
     """Score the leads at `source` on Spark and write them as Parquet to `output` (replaced if
     it holds an earlier Spark output); `with_features` adds each lead's features as scored
-    (JSON), for the score ledger."""
+    (JSON), for the score ledger.
+
+    With `on_ledger_batch`, the leads are also handed back to the driver for the score ledger,
+    in lists of at most `ledger_rows` (each lead a dict with its features as scored, parsed),
+    one partition in memory at a time. They are scored once: the scored leads are kept on the
+    executors' disks while the output is written without the features, then streamed back.
+    """
     _check_output(output)
     session = spark or spark_session(master, conf)
     leads = read_leads(session, source)
+    keep_features = with_features or on_ledger_batch is not None
     try:
-        scored = scored_frame(session, leads, scorer, policy, with_features=with_features)
+        scored = scored_frame(session, leads, scorer, policy, with_features=keep_features)
     except LeadValidationError as error:
         raise DataError(f"{source}: {error}") from None
+    from pyspark import StorageLevel
     from pyspark.errors import PySparkException
 
+    if on_ledger_batch is not None:
+        scored = scored.persist(StorageLevel.DISK_ONLY)
     try:
-        scored.write.mode("overwrite").parquet(output)
+        written_frame = scored if with_features else scored.drop("features")
+        written_frame.write.mode("overwrite").parquet(output)
         written = session.read.parquet(output)
         counts = written.agg({"is_mql": "count"}).collect()[0][0], written.where("is_mql").count()
+        if on_ledger_batch is not None:
+            for batch in _driver_batches(scored, ledger_rows):
+                on_ledger_batch(batch)
     except PySparkException as error:
         raise _plain_error(error, source) from None
     except Exception as error:  # py4j's wrapper of a failed job carries the worker's error text
         if _WORKER_ERROR.search(str(error)):
             raise _plain_error(error, source) from None
         raise
+    finally:
+        if on_ledger_batch is not None:
+            scored.unpersist()
     leads_scored, mqls = int(counts[0]), int(counts[1])
     if leads_scored == 0:
         raise DataError(f"{source} has no leads to score")
@@ -396,14 +418,17 @@ def score_with_spark(
 
 
 def iter_ledger_batches(
-    spark: SparkSession, output: str, rows: int = 10_000
+    spark: SparkSession, output: str, rows: int = LEDGER_BATCH_ROWS
 ) -> Iterator[list[dict[str, Any]]]:
     """A Spark output written `with_features`, back on the driver in lists of at most `rows`
     leads (one dict each, `features` parsed), one partition in memory at a time: what the score
     ledger takes in bulk, one insert per list rather than one per lead."""
-    written = spark.read.parquet(output)
+    return _driver_batches(spark.read.parquet(output), rows)
+
+
+def _driver_batches(frame: SparkFrame, rows: int) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
-    for row in written.toLocalIterator(prefetchPartitions=False):
+    for row in frame.toLocalIterator(prefetchPartitions=False):
         lead = row.asDict()
         lead["features"] = json.loads(lead["features"])
         batch.append(lead)
