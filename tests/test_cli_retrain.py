@@ -17,7 +17,7 @@ from conftest import demo_config
 from leadml import demo
 from leadml.errors import ExitCode
 from leadml.registry import audit_trail, use_tracking
-from leadml.store import OutcomeIn, ScoredLeadIn, Store
+from leadml.store import OutcomeEventIn, ScoredLeadIn, Store, create_store_engine
 from leadml.tracking import CHAMPION, log_training, promote
 from leadml.train import train_model
 
@@ -44,7 +44,7 @@ class Loop:
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     """A champion trained on last year's leads, and a quarter of its scores in the ledger after
-    which organic search stopped converting; outcomes are recorded for every lead."""
+    which organic search stopped converting; outcome events arrive for every lead, weekly."""
     folder = tmp_path_factory.mktemp("retrain")
     tracking_uri = f"sqlite:///{folder / 'mlflow.db'}"
     use_tracking(tracking_uri)
@@ -53,7 +53,9 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
     log_training(result, model_name=MODEL, experiment="tests")
     promote(MODEL)
 
-    store = Store.from_url(f"sqlite:///{folder / 'leadml.db'}")
+    sync_time = [LEDGER_START.to_pydatetime()]
+    engine = create_store_engine(f"sqlite:///{folder / 'leadml.db'}")
+    store = Store(engine, clock=lambda: sync_time[0])
     store.migrate()
     leads = new_world(4000, seed=22, dead_channel="Organic Search")
     proba = result.pipeline.predict_proba(leads)[:, 1]
@@ -78,18 +80,25 @@ def loop(tmp_path_factory: pytest.TempPathFactory) -> Loop:
             )
         ]
     )
-    store.record_outcomes(
-        [
-            OutcomeIn(
-                lead_id=lead_id,
-                converted=bool(converted),
-                outcome_at=(moment + pd.Timedelta(days=20)).to_pydatetime(),
-            )
-            for lead_id, converted, moment in zip(
-                leads["lead_id"], leads[demo.TARGET], scored_at, strict=True
-            )
-        ]
-    )
+    # Sales report what became of every lead through outcome events (as POST /v1/outcomes and
+    # `leadml outcomes import` store them), the CRM syncing once a week.
+    outcome_at = scored_at + pd.Timedelta(days=20)
+    synced_at = outcome_at.dt.ceil("7D")
+    for moment in sorted(synced_at.unique()):
+        sync_time[0] = pd.Timestamp(moment).to_pydatetime()
+        now = (synced_at == moment).to_numpy()
+        store.record_outcome_events(
+            [
+                OutcomeEventIn(
+                    lead_id=lead_id,
+                    event="won" if converted else "lost",
+                    occurred_at=at.to_pydatetime(),
+                )
+                for lead_id, converted, at in zip(
+                    leads["lead_id"][now], leads[demo.TARGET][now], outcome_at[now], strict=True
+                )
+            ]
+        )
     store.close()
     return Loop(tracking_uri, f"sqlite:///{folder / 'leadml.db'}", folder)
 

@@ -306,7 +306,7 @@ PROMISE = {
 }  # fmt: skip
 
 
-def hand_wilson(k: int, n: int, z: float = 1.6448536269514722) -> tuple[float, float]:
+def hand_wilson(k: float, n: float, z: float = 1.6448536269514722) -> tuple[float, float]:
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
@@ -348,7 +348,7 @@ def test_the_contract_figures_on_a_constructed_case() -> None:
     assert verdicts == {
         "mql_conversion": "act", "grade_A": "watch", "grade_C": "healthy",
         "sql_acceptance": "healthy", "mql_volume": "healthy", "calibration": "watch",
-        "missing_outcomes": "healthy",
+        "missing_outcomes": "healthy", "below_line_conversion": "healthy",
     }  # fmt: skip
     assert report.score_drift is not None and report.score_drift.psi == pytest.approx(0.0)
     assert report.verdict == "act"
@@ -359,6 +359,39 @@ def test_the_contract_figures_on_a_constructed_case() -> None:
         " this model now"
     )
     assert report.to_dict()["groups"][0]["verdict"] == "act"
+
+
+def test_conversion_below_the_line_comes_from_the_exploration_leads() -> None:
+    """Ten of the 50 leads below the line were handed to sales as exploration: four with a 10 %
+    chance (weight 10), six with 25 % (weight 4). Won: one of the first four (one is open), two
+    of the six. IPW: (10 + 4 + 4) / (3 * 10 + 6 * 4) = 1/3, on Kish's n = 54^2 / 396."""
+    ledger, joined = constructed_case()
+    holdout = (np.array([1, 0] * 50), np.full(100, 0.5))
+    without = mql_contract(ledger, joined, {1: PROMISE}, *holdout, now=CONTRACT_NOW)
+    below = without.groups[0].below_line
+    assert below is not None and not below.observed and below.rate is None
+    assert "below the MQL line is unobserved" in below.sentence
+    assert without.to_dict()["below_line"]["observed"] is False
+
+    for frame in (ledger, joined):
+        frame["exploration"] = [50 <= i < 60 for i in range(100)]
+        frame["selection_probability"] = [
+            1.0 if i < 50 else 0.1 if i < 54 else 0.25 if i < 60 else 0.0 for i in range(100)
+        ]
+    outcomes = [True, False, False, None, True, True, False, False, False, False]
+    joined.loc[joined.index[50:60], "converted"] = pd.array(outcomes, dtype="boolean")
+    report = mql_contract(ledger, joined, {1: PROMISE}, *holdout, now=CONTRACT_NOW)
+    below = report.groups[0].below_line
+    assert below is not None and below.observed
+    assert (below.n_below, below.n_explored, below.n_labelled) == (50, 10, 9)
+    assert below.rate == pytest.approx(1 / 3)
+    n_eff = 54**2 / 396
+    assert below.effective_n == pytest.approx(n_eff)
+    assert (below.low, below.high) == pytest.approx(hand_wilson(n_eff / 3, n_eff))
+    assert below.naive_rate == pytest.approx(3 / 50)
+    finding = {f.figure: f for f in report.groups[0].findings}["below_line_conversion"]
+    assert finding.reason == below.sentence and "33.3 %" in finding.reason
+    assert report.to_dict()["groups"][0]["below_line"]["rate"] == pytest.approx(1 / 3)
 
 
 def test_a_kept_promise_is_healthy_and_too_few_outcomes_are_not_judged() -> None:

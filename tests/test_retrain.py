@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,11 +29,13 @@ from leadml.retrain import (
     policy_shift,
     recalibrate,
     retrain_from_ledger,
+    retraining_outcomes,
     run_gate,
     split_for_gate,
     trait_changes,
     weighted_metrics,
 )
+from leadml.store import OutcomeEventIn, OutcomeIn, ScoredLeadIn, Store, create_store_engine
 from leadml.threshold import GradeBands, choose_exploration, default_grade_bands
 from leadml.train import TrainResult, train_model
 
@@ -177,6 +181,65 @@ def test_outcome_events_map_to_converted() -> None:
     rows = outcomes_from_events(events)
     assert rows["converted"].tolist()[1:] == [True, False, False]
     assert rows["converted"].isna().tolist() == [True, False, False, False]
+
+
+def test_outcomes_posted_to_the_store_label_leads_as_they_arrived(tmp_path: Path) -> None:
+    """Outcome events from the store (as POST /v1/outcomes and `leadml outcomes import` leave
+    them) label the ledger's leads point in time: a correction that arrives after `as_of` is not
+    seen; a lead known only from the older per-lead table still counts."""
+    clock = [day(0).to_pydatetime()]
+    store = Store(create_store_engine(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: clock[0])
+    store.migrate()
+    store.record_scores(
+        [
+            ScoredLeadIn(
+                model_name="m",
+                model_version="1",
+                probability=0.5,
+                score=50,
+                grade="B",
+                is_mql=True,
+                features={"lead_source": "Referral", "time_on_site_sec": float(i)},
+                lead_id=lead,
+                scored_at=day(0).to_pydatetime(),
+            )
+            for i, lead in enumerate(["A", "B", "C"])
+        ]
+    )
+    clock[0] = day(10).to_pydatetime()
+    store.record_outcome_events(
+        [
+            OutcomeEventIn(lead_id="A", event="lost", occurred_at=day(9).to_pydatetime()),
+            OutcomeEventIn(lead_id="B", event="sql_accepted", occurred_at=day(9).to_pydatetime()),
+        ]
+    )
+    clock[0] = day(40).to_pydatetime()
+    store.record_outcome_events(
+        [
+            OutcomeEventIn(lead_id="A", event="won", occurred_at=day(30).to_pydatetime()),
+            OutcomeEventIn(lead_id="B", event="won", occurred_at=day(35).to_pydatetime()),
+        ]
+    )
+    clock[0] = day(5).to_pydatetime()
+    store.record_outcomes(
+        [OutcomeIn(lead_id="C", converted=True, outcome_at=day(4).to_pydatetime())]
+    )
+    per_lead = store.outcomes_frame()
+    outcomes = retraining_outcomes(store.outcome_events_frame(), per_lead)
+    ledger = store.ledger_frame(model_name="m")
+    store.close()
+
+    def labels(as_of: float, known: pd.DataFrame = outcomes) -> dict[str, int]:
+        training = point_in_time_set(ledger, known, target="converted", as_of=day(as_of))
+        return dict(zip(training.frame[LEAD_ID], training.frame["converted"], strict=True))
+
+    # Day 20: A's loss has arrived, B is only accepted (open), C won before events existed.
+    assert labels(20) == {"A": 0, "C": 1}
+    # Day 50: the correction to won and B's win have arrived.
+    assert labels(50) == {"A": 1, "B": 1, "C": 1}
+    # The per-lead table says A won, stamped with its first arrival (day 10): read alone, the
+    # correction would leak back to day 20.
+    assert labels(20, per_lead)["A"] == 1
 
 
 def test_bad_window_is_refused() -> None:

@@ -25,7 +25,10 @@ DaysQuery = Annotated[
     description="Per MQL policy version and model version, over the scores of the last `days`"
     " days in the ledger: realised conversion of MQLs and per grade against the promise (with"
     " intervals), the SQL acceptance rate and rejection reasons, MQL volume per week, calibration,"
-    " missing outcomes; score and feature drift (PSI) against the model's holdout. `verdict` is"
+    " missing outcomes; realised conversion below the line from the exploration leads, weighted"
+    " by the inverse of their chance of being handed over, with an interval (`below_line`; it says"
+    " plainly that conversion below the line is unobserved without exploration); score and"
+    " feature drift (PSI) against the model's holdout. `verdict` is"
     " healthy, watch or act, and `reason` says why in one sentence.",
     responses={**AUTH_RESPONSES, 503: {"model": Problem, "description": "No model or store."}},
 )

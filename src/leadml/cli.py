@@ -46,7 +46,13 @@ from leadml.policy import (
     preview_policy,
 )
 from leadml.registry import load_bundle_from_mlflow, resolve_version, use_tracking
-from leadml.retrain import Champion, GateConfig, RetrainConfig, retrain_from_ledger
+from leadml.retrain import (
+    Champion,
+    GateConfig,
+    RetrainConfig,
+    retrain_from_ledger,
+    retraining_outcomes,
+)
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer, crm_import_frame
 from leadml.settings import Settings
@@ -1159,7 +1165,11 @@ def retrain(
     ):
         active = book.active(scorer)
         ledger = book.store.ledger_frame(model_name=name)
-        outcomes = book.store.outcomes_frame()
+        # Outcome events (POST /v1/outcomes, leadml outcomes import) with their arrival times;
+        # the per-lead table only for leads from before events existed.
+        outcomes = retraining_outcomes(
+            book.store.outcome_events_frame(), book.store.outcomes_frame()
+        )
     if ledger.empty:
         raise DataError(
             f"the ledger has no scores by {name}; score leads through the API or leadml score"

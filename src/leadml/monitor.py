@@ -480,6 +480,134 @@ MISSING_BIN = "(missing)"
 OTHER_BIN = "(other)"
 
 
+# --------------------------------------------------------------------------- below the line
+
+
+@dataclass(frozen=True)
+class BelowLineEstimate:
+    """Realised conversion of the leads below the MQL line, from the exploration leads."""
+
+    observed: bool
+    n_below: int
+    n_explored: int
+    n_labelled: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    effective_n: float
+    level: float
+    naive_rate: float | None
+    sentence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _wilson(rate: float, n: float, level: float) -> tuple[float, float]:
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    denominator = 1 + z * z / n
+    center = (rate + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def below_line_conversion(
+    is_mql: npt.ArrayLike,
+    exploration: npt.ArrayLike,
+    selection_probability: npt.ArrayLike,
+    label: npt.ArrayLike,
+    *,
+    level: float = INTERVAL_LEVEL,
+) -> BelowLineEstimate:
+    """Conversion below the line, estimated from the exploration leads by inverse propensity.
+
+    One value per lead scored below or above the line: `label` is 1/0 when known, NaN when open
+    or never observed. The estimate is the Hajek (self-normalised) inverse-propensity mean over
+    the labelled exploration leads; its interval is Wilson's on the effective number of leads
+    (Kish: (sum w)^2 / sum w^2). `naive_rate` is what a retraining that takes every lead below
+    the line without a win as lost would believe. Without labelled exploration leads the estimate
+    is unobserved, and the sentence says so.
+    """
+    mql = np.asarray(is_mql, dtype=bool)
+    explored = np.asarray(exploration, dtype=bool) & ~mql
+    chance = np.asarray(selection_probability, dtype=np.float64)
+    y = np.asarray(label, dtype=np.float64)
+    below = ~mql
+    n_below = int(below.sum())
+    known = explored & ~np.isnan(y) & (chance > 0)
+    wins_below = np.nan_to_num(y[below], nan=0.0)
+    naive = float(wins_below.mean()) if n_below else None
+    if not known.any():
+        reason = (
+            "no exploration leads were handed to sales"
+            if not explored.any()
+            else f"none of the {int(explored.sum()):,} exploration leads has an outcome yet"
+        )
+        return BelowLineEstimate(
+            False,
+            n_below,
+            int(explored.sum()),
+            0,
+            None,
+            None,
+            None,
+            0.0,
+            level,
+            naive,
+            f"conversion below the MQL line is unobserved: {reason}, so nothing below the line"
+            " has an honest outcome (leads nobody called show no win, which is not a loss); set"
+            " an exploration share (e.g. 5 %) in the MQL policy to measure it",
+        )
+    w = 1.0 / chance[known]
+    rate = float(np.sum(w * y[known]) / np.sum(w))
+    n_eff = float(w.sum() ** 2 / (w**2).sum())
+    low, high = _wilson(rate, n_eff, level)
+    return BelowLineEstimate(
+        True,
+        n_below,
+        int(explored.sum()),
+        int(known.sum()),
+        rate,
+        low,
+        high,
+        n_eff,
+        level,
+        naive,
+        f"leads below the MQL line convert at about {_pct(rate)} ({_pct(low)}-{_pct(high)},"
+        f" {level * 100:.0f} % interval) by {int(known.sum()):,} exploration leads with an outcome"
+        + (
+            f"; counting unworked leads as lost would say {_pct(naive)}"
+            if naive is not None
+            else ""
+        ),
+    )
+
+
+def below_line_of(joined: pd.DataFrame, level: float = INTERVAL_LEVEL) -> BelowLineEstimate:
+    """`below_line_conversion` over leads with their outcomes (`Store.ledger_with_outcomes`):
+    a lead's label is its outcome once closed, unknown while open."""
+    n = len(joined)
+    exploration = (
+        joined["exploration"].fillna(False).astype(bool).to_numpy()
+        if "exploration" in joined.columns
+        else np.zeros(n, dtype=bool)
+    )
+    chance = (
+        pd.to_numeric(joined["selection_probability"], errors="coerce").to_numpy(np.float64)
+        if "selection_probability" in joined.columns
+        else np.full(n, np.nan)
+    )
+    label = joined["converted"].astype("Float64").to_numpy(np.float64, na_value=np.nan)
+    return below_line_conversion(
+        joined["is_mql"].astype(bool).to_numpy(), exploration, chance, label, level=level
+    )
+
+
+def below_line_finding(estimate: BelowLineEstimate) -> Finding:
+    """What the leads below the line really do: reported, not judged (no promise covers them)."""
+    return Finding("below_line_conversion", HEALTHY, estimate.sentence, False)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One figure's verdict and the sentence that explains it."""
@@ -538,6 +666,8 @@ class ContractGroup:
     calibration: dict[str, float | None]
     missing: dict[str, int]
     findings: tuple[Finding, ...]
+    #: Realised conversion below the line, from the exploration leads (or "unobserved").
+    below_line: BelowLineEstimate | None = None
 
     @property
     def verdict(self) -> str:
@@ -567,6 +697,8 @@ class ContractReport:
     feature_drift: tuple[FeatureDrift, ...]
     findings: tuple[Finding, ...]
     level: float
+    #: Over every group: each lead carries its own chance of being handed over.
+    below_line: BelowLineEstimate | None = None
 
     @property
     def all_findings(self) -> tuple[Finding, ...]:
@@ -620,6 +752,7 @@ class ContractReport:
                     "mql_share": rate(g.mql_share),
                     "calibration": g.calibration,
                     "missing_outcomes": g.missing,
+                    "below_line": None if g.below_line is None else g.below_line.to_dict(),
                     "findings": [asdict(f) for f in g.findings],
                 }
                 for g in self.groups
@@ -634,6 +767,7 @@ class ContractReport:
                 "recent_shares": list(self.score_drift.recent_shares),
             },
             "feature_drift": [asdict(f) for f in self.feature_drift],
+            "below_line": None if self.below_line is None else self.below_line.to_dict(),
             "thresholds": {
                 "psi_moderate": PSI_MODERATE,
                 "psi_significant": PSI_SIGNIFICANT,
@@ -892,6 +1026,7 @@ def contract_group(
     grades = _grade_figures(rows, closed, promise, level)
     calibration, calibration_finding = _calibration_figures(closed, holdout_ece, holdout_brier)
     missing, missing_finding = _missing_figures(mql_leads, now, outcome_window)
+    below = below_line_of(joined, level)
     label = f"MQLs under {_policy_label(policy_version)} (model v{model_version})"
     findings = (
         mql_conversion_finding(conversion, promise, label),
@@ -900,6 +1035,7 @@ def contract_group(
         _share_finding(share, promise),
         calibration_finding,
         missing_finding,
+        below_line_finding(below),
     )
     return ContractGroup(
         policy_version=policy_version,
@@ -916,6 +1052,7 @@ def contract_group(
         calibration=calibration,
         missing=missing,
         findings=findings,
+        below_line=below,
     )
 
 
@@ -1081,4 +1218,5 @@ def mql_contract(
         feature_drift=tuple(features),
         findings=tuple(findings),
         level=level,
+        below_line=below_line_of(joined, level),
     )

@@ -45,7 +45,6 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from statistics import NormalDist
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -61,6 +60,7 @@ from leadml.evaluate import gains_table, holdout_metrics
 from leadml.explain import trait_importance
 from leadml.leakage import LeakageReport
 from leadml.models import CANDIDATES, CandidateName, center_isotonic
+from leadml.monitor import BelowLineEstimate, below_line_conversion
 from leadml.schema import LeadSchema
 from leadml.threshold import (
     CapacityPolicy,
@@ -171,6 +171,36 @@ def outcomes_from_events(
             "recorded_at": _utc(events["recorded_at"]),
         }
     )
+
+
+def retraining_outcomes(events: pd.DataFrame, per_lead: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What retraining labels with, as `OUTCOME_COLUMNS` rows: every outcome event sales sent
+    (the store's `outcome_events`, each with the time it arrived), plus the one-per-lead outcomes
+    of leads that have no event at all (recorded before outcome events existed).
+
+    The events come first because each keeps its own arrival time: a lead first reported lost and
+    later corrected to won is lost as of any moment before the correction arrived. The per-lead
+    table holds only the latest closing outcome, stamped with the first arrival, so for a lead
+    with events it would let the correction leak back in time; it is read only for the others.
+    """
+    from_events = outcomes_from_events(events)
+    if per_lead is None or per_lead.empty:
+        return from_events
+    missing = [c for c in OUTCOME_COLUMNS if c not in per_lead.columns]
+    if missing:
+        raise DataError(f"the outcomes frame lacks the columns {', '.join(missing)}")
+    older = per_lead[~per_lead["lead_id"].astype(str).isin(set(from_events["lead_id"]))]
+    if older.empty:
+        return from_events
+    older = pd.DataFrame(
+        {
+            "lead_id": older["lead_id"].astype("string"),
+            "converted": older["converted"].astype("boolean"),
+            "outcome_at": _utc(older["outcome_at"]),
+            "recorded_at": _utc(older["recorded_at"]),
+        }
+    )
+    return pd.concat([from_events, older], ignore_index=True)
 
 
 def _utc(values: pd.Series | Sequence[Any]) -> pd.Series:
@@ -1011,109 +1041,6 @@ def trait_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     table["summary_before"] = old["summary"].reindex(fields_).fillna("").to_numpy()
     table["summary_after"] = new["summary"].reindex(fields_).fillna("").to_numpy()
     return table
-
-
-# --------------------------------------------------------------------------- below the line
-
-
-@dataclass(frozen=True)
-class BelowLineEstimate:
-    """Realised conversion of the leads below the MQL line, from the exploration leads."""
-
-    observed: bool
-    n_below: int
-    n_explored: int
-    n_labelled: int
-    rate: float | None
-    low: float | None
-    high: float | None
-    effective_n: float
-    level: float
-    naive_rate: float | None
-    sentence: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def _wilson(rate: float, n: float, level: float) -> tuple[float, float]:
-    z = NormalDist().inv_cdf(0.5 + level / 2)
-    denominator = 1 + z * z / n
-    center = (rate + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
-
-
-def below_line_conversion(
-    is_mql: npt.ArrayLike,
-    exploration: npt.ArrayLike,
-    selection_probability: npt.ArrayLike,
-    label: npt.ArrayLike,
-    *,
-    level: float = GATE_LEVEL,
-) -> BelowLineEstimate:
-    """Conversion below the line, estimated from the exploration leads by inverse propensity.
-
-    One value per lead scored below or above the line: `label` is 1/0 when known, NaN when open
-    or never observed. The estimate is the Hajek (self-normalised) inverse-propensity mean over
-    the labelled exploration leads; its interval is Wilson's on the effective number of leads
-    (Kish: (sum w)^2 / sum w^2). `naive_rate` is what a retraining that takes every lead below
-    the line without a win as lost would believe. Without labelled exploration leads the estimate
-    is unobserved, and the sentence says so.
-    """
-    mql = np.asarray(is_mql, dtype=bool)
-    explored = np.asarray(exploration, dtype=bool) & ~mql
-    chance = np.asarray(selection_probability, dtype=np.float64)
-    y = np.asarray(label, dtype=np.float64)
-    below = ~mql
-    n_below = int(below.sum())
-    known = explored & ~np.isnan(y) & (chance > 0)
-    wins_below = np.nan_to_num(y[below], nan=0.0)
-    naive = float(wins_below.mean()) if n_below else None
-    if not known.any():
-        reason = (
-            "no exploration leads were handed to sales"
-            if not explored.any()
-            else f"none of the {int(explored.sum()):,} exploration leads has an outcome yet"
-        )
-        return BelowLineEstimate(
-            False,
-            n_below,
-            int(explored.sum()),
-            0,
-            None,
-            None,
-            None,
-            0.0,
-            level,
-            naive,
-            f"conversion below the MQL line is unobserved: {reason}, so nothing below the line"
-            " has an honest outcome (leads nobody called show no win, which is not a loss); set"
-            " an exploration share (e.g. 5 %) in the MQL policy to measure it",
-        )
-    w = 1.0 / chance[known]
-    rate = float(np.sum(w * y[known]) / np.sum(w))
-    n_eff = float(w.sum() ** 2 / (w**2).sum())
-    low, high = _wilson(rate, n_eff, level)
-    return BelowLineEstimate(
-        True,
-        n_below,
-        int(explored.sum()),
-        int(known.sum()),
-        rate,
-        low,
-        high,
-        n_eff,
-        level,
-        naive,
-        f"leads below the MQL line convert at about {_pct(rate)} ({_pct(low)}-{_pct(high)},"
-        f" {_pct(level, 0)} interval) by {int(known.sum()):,} exploration leads with an outcome"
-        + (
-            f"; counting unworked leads as lost would say {_pct(naive)}"
-            if naive is not None
-            else ""
-        ),
-    )
 
 
 # --------------------------------------------------------------------------- recalibration

@@ -117,6 +117,9 @@ def test_a_healthy_quarter_stays_healthy(trained: TrainedModel, tmp_path: Path, 
     assert sum(group["mqls_per_week"].values()) == group["mqls"]
     assert group["missing_outcomes"]["with_outcome"] == group["mqls"]
     assert report["score_drift"]["psi"] < 0.1
+    # No exploration share: nothing below the line was handed to sales, and the report says so.
+    assert group["below_line"]["observed"] is False and group["below_line"]["rate"] is None
+    assert "below the MQL line is unobserved" in group["below_line"]["sentence"]
 
 
 def test_a_channel_that_stops_converting_means_act_for_the_mql_promise(
