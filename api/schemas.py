@@ -152,6 +152,8 @@ class ModelDescription(BaseModel):
     policy: PolicySummary | None
     fast_path: Literal["compiled", "pipeline"]
     max_batch_leads: int
+    max_body_bytes: int = Field(description="Largest request body; pages split uploads to fit.")
+    your_roles: list[str] = Field(description="The roles of the key that asked (or anonymous's).")
 
 
 class Health(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 
 from conftest import TrainedModel
 from leadml import demo
-from leadml.batch import rank_order, score_chunks, score_file
+from leadml.batch import (
+    MQL_WORDS,
+    PROBABILITY_DECIMALS,
+    for_people,
+    rank_order,
+    score_chunks,
+    score_file,
+)
 from leadml.errors import DataError
 from leadml.policy import ActivePolicy, _default_active, default_preview, load_holdout
 from leadml.scoring import Scorer
@@ -90,3 +98,32 @@ def test_a_file_scores_as_its_frame(
     np.testing.assert_allclose(
         from_file["probability"], score_chunks([leads], scorer, policy)["probability"], atol=1e-12
     )
+
+
+def test_an_id_the_model_does_not_read_is_kept_next_to_the_score(
+    scorer: Scorer, policy: ActivePolicy, leads: pd.DataFrame
+) -> None:
+    # As with X Education's `Prospect ID`: nobody named the id column, training found it.
+    schema = replace(scorer.schema, id_column=None)
+    found_id = Scorer(scorer.pipeline, replace(scorer.info, schema=schema), scorer.source)
+    assert found_id.id_column is None
+    assert demo.ID_COLUMN in {s.name for s in schema.dropped if s.role.value == "id"}
+    ranked = score_chunks([leads.head(30), leads.iloc[30:60]], found_id, policy)
+    assert list(ranked.columns[:2]) == ["rank", demo.ID_COLUMN]
+    assert "row" not in ranked.columns
+    by_id = scorer.score(leads.head(60)).set_index(demo.ID_COLUMN)["probability"]
+    np.testing.assert_allclose(
+        ranked["probability"], by_id.loc[ranked[demo.ID_COLUMN]].to_numpy(), atol=1e-12
+    )
+
+
+def test_a_ranked_file_for_people_rounds_probabilities_and_says_yes_or_no(
+    scorer: Scorer, policy: ActivePolicy, leads: pd.DataFrame
+) -> None:
+    ranked = score_chunks([leads.head(80)], scorer, policy)
+    shown = for_people(ranked)
+    assert set(shown["is_mql"]) == set(MQL_WORDS.values())
+    assert (shown["is_mql"] == "yes").tolist() == ranked["is_mql"].tolist()
+    assert (shown["probability"] == shown["probability"].round(PROBABILITY_DECIMALS)).all()
+    np.testing.assert_allclose(shown["probability"], ranked["probability"], atol=5e-5)
+    assert ranked["is_mql"].dtype == bool  # the frame itself is left as it was

@@ -54,6 +54,7 @@ def test_score_import_monitor(
     assert code == 0, err
     assert f"{ROWS:,} scores recorded in the ledger" in flat(err)
     ranked = pd.read_csv(tmp_path / "ranked.csv", dtype={"lead_id": str})
+    ranked["is_mql"] = ranked["is_mql"].map({"yes": True, "no": False})
     crm = pd.read_csv(tmp_path / "crm.csv", dtype={"lead_id": str})
     assert "reasons_for" not in ranked.columns
     assert list(crm.columns) == list(CRM_COLUMNS)

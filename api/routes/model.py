@@ -24,13 +24,18 @@ router = APIRouter(prefix="/v1", tags=["model"])
     responses={**AUTH_RESPONSES, 503: {"model": Problem, "description": "No model loaded."}},
 )
 async def describe_model(
-    _: ScorerRole, model: ServingDep, policies: PoliciesDep, settings: SettingsDep
+    caller: ScorerRole, model: ServingDep, policies: PoliciesDep, settings: SettingsDep
 ) -> dict[str, Any]:
     try:
         policy: ActivePolicy | None = await policies.active(model.scorer)
     except Exception:  # the description is still useful without the policy
         policy = None
-    return model_description(model, policy, settings.max_batch_leads)
+    return {
+        **model_description(model, policy, settings.max_batch_leads),
+        "max_body_bytes": settings.max_body_bytes,
+        # The pages say up front what a role may not do, instead of failing after a click.
+        "your_roles": sorted(role.value for role in caller.roles),
+    }
 
 
 def model_description(

@@ -17,10 +17,27 @@ from leadml.data import iter_lead_chunks
 from leadml.errors import DataError
 from leadml.explain import Explainer
 from leadml.policy import ActivePolicy
+from leadml.schema import Role
 from leadml.scoring import Scorer
 
 #: Leads read and scored at a time by default: a few hundred MB at most for a wide CRM export.
 DEFAULT_CHUNK_ROWS = 100_000
+#: Decimals of a probability in a ranked file: finer than any calibration can claim, and a
+#: one-lead score (the API's, unrounded) still matches it to the fourth decimal.
+PROBABILITY_DECIMALS = 4
+#: How a ranked file writes the MQL flag: the words the ranked-leads page's download uses.
+MQL_WORDS = {True: "yes", False: "no"}
+
+
+def id_columns(scorer: Scorer, chunk: pd.DataFrame) -> list[str]:
+    """The columns that name a lead, kept next to its score though the model reads none of them:
+    the schema's id column and every column training found to be an id (X Education's
+    `Prospect ID` and `Lead Number`), those the chunk carries, in the chunk's order."""
+    schema = scorer.schema
+    ids = {spec.name for spec in schema.dropped if spec.role is Role.ID}
+    if schema.id_column:
+        ids.add(schema.id_column)
+    return [str(name) for name in chunk.columns if name in ids]
 
 
 def rank_order(probabilities: npt.ArrayLike) -> npt.NDArray[np.intp]:
@@ -36,10 +53,14 @@ def score_chunk(
     first_row: int = 0,
     explainer: Explainer | None = None,
 ) -> pd.DataFrame:
-    """One chunk scored: id (or 1-based row number), probability, score, percentile, is_mql,
-    grade, and with an explainer the reasons for and against."""
-    scored = scorer.score(chunk)
-    if scorer.id_column not in scored.columns:
+    """One chunk scored: the lead's id columns (or its 1-based row number without any),
+    probability, score, percentile, is_mql, grade, and with an explainer the reasons for and
+    against."""
+    scored = scorer.score(chunk).drop(columns=[scorer.id_column or ""], errors="ignore")
+    ids = id_columns(scorer, chunk)
+    for position, name in enumerate(ids):
+        scored.insert(position, name, chunk[name].to_numpy())
+    if not ids:
         scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
     scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
     if explainer is not None:
@@ -86,6 +107,15 @@ def score_chunks(
     ranked["model_version"] = scorer.info.version
     ranked["policy_version"] = policy.version
     return ranked
+
+
+def for_people(ranked: pd.DataFrame) -> pd.DataFrame:
+    """A ranked frame as a person reads it in a file: probabilities to PROBABILITY_DECIMALS,
+    the MQL flag in words (MQL_WORDS)."""
+    shown = ranked.copy()
+    shown["probability"] = shown["probability"].round(PROBABILITY_DECIMALS)
+    shown["is_mql"] = shown["is_mql"].map(lambda flag: MQL_WORDS[bool(flag)])
+    return shown
 
 
 def score_file(

@@ -27,7 +27,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 from typer.exceptions import TyperException
 
-from leadml.batch import DEFAULT_CHUNK_ROWS, score_file
+from leadml.batch import DEFAULT_CHUNK_ROWS, for_people, score_file
 from leadml.data import check_output_path, load_leads, outcome_leads, write_leads
 from leadml.demo import check_variants, write_demo_leads
 from leadml.errors import DataError, ExitCode, LeadmlError
@@ -450,7 +450,8 @@ def score(
     if not reasons:  # computed for the CRM file only
         ranked = ranked.drop(columns=["reasons_for", "reasons_against"], errors="ignore")
     if output_path.suffix.lower() == ".csv":
-        write_csv(ranked, output_path)  # text cells that a spreadsheet would run are neutralised
+        # Read by people: rounded probabilities, yes/no; formula-like text cells neutralised.
+        write_csv(for_people(ranked), output_path)
     else:
         write_leads(ranked, output_path)
     console.print(
