@@ -32,12 +32,31 @@ from pydantic import (
 )
 
 from leadml.errors import PolicyError
-from leadml.threshold import POLICY_TYPES, Policy, policy_from_dict, policy_options
+from leadml.threshold import (
+    MAX_EXPLORATION_SHARE,
+    POLICY_TYPES,
+    Policy,
+    policy_from_dict,
+    policy_options,
+)
 
 Share = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Amount = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Cost = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+ExplorationShare = Annotated[
+    float,
+    Field(
+        ge=0,
+        le=MAX_EXPLORATION_SHARE,
+        allow_inf_nan=False,
+        description="Share of the leads below the line handed to sales anyway, at random, and"
+        " flagged as exploration (0.05 = 5 %), so that conversion below the line is measured and"
+        " retraining can weight them by the inverse of that chance. Costs share x (1 - MQL share)"
+        " x leads a week extra leads for sales. 0: none.",
+        examples=[0.05],
+    ),
+]
 
 _CONTEXT_FIELDS = ("leads_per_week", "deal_value", "cost_per_contact")
 
@@ -54,6 +73,7 @@ class _Proposal(_Strict):
     )
     deal_value: Amount | None = Field(default=None, description="What a won deal is worth.")
     cost_per_contact: Cost | None = Field(default=None, description="What working a lead costs.")
+    exploration_share: ExplorationShare = 0.0
 
     def to_policy(self) -> Policy:
         """The `leadml.threshold` policy this body describes."""
@@ -155,6 +175,8 @@ class ShiftProposal(_Strict):
     leads_per_week: Amount | None = None
     deal_value: Amount | None = None
     cost_per_contact: Cost | None = None
+    #: None: the exploration share of the policy in force.
+    exploration_share: ExplorationShare | None = None
 
     @model_validator(mode="after")
     def _moves(self) -> ShiftProposal:
@@ -220,6 +242,20 @@ class ContextOut(BaseModel):
     cost_per_contact: float | None = None
 
 
+class ExplorationOut(BaseModel):
+    """What an exploration share costs sales."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    share: float = Field(description="Share of the leads below the line handed to sales anyway.")
+    leads_per_week: float | None = Field(
+        default=None,
+        description="Extra leads a week for sales (null without leads_per_week): share x (1 -"
+        " MQL share) x leads a week.",
+    )
+    sentence: str | None = None
+
+
 class ExpectedOut(BaseModel):
     """What to expect at the cut-off, estimated on the model's holdout."""
 
@@ -240,6 +276,9 @@ class ExpectedOut(BaseModel):
     n_holdout: int
     context: ContextOut = Field(default_factory=ContextOut)
     grades: list[GradeOut] = Field(default_factory=list)
+    exploration: ExplorationOut | None = Field(
+        default=None, description="The exploration share and its cost (null: no exploration)."
+    )
 
 
 class PolicyOut(BaseModel):
@@ -264,6 +303,11 @@ class PolicyOut(BaseModel):
     set_by: str | None = None
     reason: str = ""
     created_at: datetime | None = None
+    exploration_share: float = Field(
+        default=0.0,
+        description="Share of the leads below the line handed to sales anyway, flagged as"
+        " exploration in the scores and the ledger (0: none).",
+    )
 
 
 class HistoryOut(BaseModel):
@@ -344,3 +388,7 @@ class SimulationOut(BaseModel):
     proposed: ProposedFiguresOut
     change: ChangeOut
     rows: list[ThresholdRowOut]
+    exploration: ExplorationOut = Field(
+        description="The proposal's exploration share (the current one unless given) and what"
+        " it costs sales at the proposed line."
+    )

@@ -3,7 +3,9 @@
 - `GET /v1/mql-policy`: the policy deciding `is_mql` and grades now, with the figures expected at
   its cut-off (the default policy, version null, while none is stored).
 - `PUT /v1/mql-policy` (admin): resolve a policy on the served model's holdout and store it as a
-  new version; returns that version. History is kept, never overwritten.
+  new version; returns that version. History is kept, never overwritten. `exploration_share`
+  (0 to 0.5, default 0) hands that share of the leads below the line to sales at random, flagged
+  as exploration; it is part of the version (who set it, when, why) like the rest.
 - `POST /v1/mql-policy/simulate`: a proposed policy, or `{"shift_points": N}` moving the current
   line, answered with the threshold-table rows and the change in MQL volume and conversions.
   Nothing is stored.
@@ -76,7 +78,10 @@ async def current_policy(_: ScorerRole, scorer: ScorerDep, policy: ActivePolicyD
     response_model=PolicyOut,
     summary="Set a new MQL policy version",
     description="Resolves the policy on the served model's holdout and stores it as the next"
-    " version, with who set it and why. Scores use it from the next request on.",
+    " version, with who set it and why. Scores use it from the next request on. An"
+    " `exploration_share` (0 to 0.5; 0, the default, for none) hands that share of the leads"
+    " below the line to sales anyway, at random, flagged `exploration` in the scores and the"
+    " ledger; `expected.exploration` says how many extra leads a week that is.",
     responses=_RESPONSES,
 )
 def set_policy(
@@ -91,6 +96,7 @@ def set_policy(
             change.to_policy(),
             set_by=change.set_by,
             reason=change.reason,
+            exploration_share=change.exploration_share,
             **change.context(),
         )
     except PolicyError as error:
@@ -104,7 +110,9 @@ def set_policy(
     summary="What a policy would change (nothing is stored)",
     description='Send a policy (as for PUT, without set_by and reason), or `{"shift_points": 5}`'
     " to move the current MQL line by 5 percentage points of leads (negative: fewer MQLs). The"
-    " answer compares it with the current policy on the served model's holdout.",
+    " answer compares it with the current policy on the served model's holdout; `exploration`"
+    " gives the exploration share (the current one for a shift unless given) and what it costs"
+    " sales in leads a week at the proposed line.",
     responses=_RESPONSES,
 )
 def simulate(
@@ -115,7 +123,9 @@ def simulate(
 ) -> SimulationOut:
     target = proposal.shift_points if isinstance(proposal, ShiftProposal) else proposal.to_policy()
     try:
-        result = book.simulate(scorer, target, **proposal.context())
+        result = book.simulate(
+            scorer, target, exploration_share=proposal.exploration_share, **proposal.context()
+        )
     except PolicyError as error:
         raise _unreachable(error) from None
     return SimulationOut.model_validate(result)

@@ -626,6 +626,7 @@ class PolicyBook:
                 "leads_per_week": exploration_leads_per_week(
                     share, preview.resolution.mql_share, preview.context.leads_per_week
                 ),
+                "sentence": explore,
             }
         record = self.store.add_policy(
             PolicyRecordIn(
@@ -676,13 +677,16 @@ class PolicyBook:
         leads_per_week: float | None = None,
         deal_value: float | None = None,
         cost_per_contact: float | None = None,
+        exploration_share: float | None = None,
     ) -> dict[str, Any]:
         """What a proposed policy, or the current one moved by N points of MQL share, would do.
 
         `proposal` is a policy, or a number of percentage points (+5: 5 % more of all leads
-        become MQLs). Business figures not given are taken from the current policy. Stores nothing.
+        become MQLs). Business figures not given are taken from the current policy, and so is the
+        exploration share when `exploration_share` is None. Stores nothing.
         Returns a JSON-ready dict: `current`, `proposed` (with intervals, sentence and grades),
-        `change` (proposed minus current) and `rows` (threshold table around the proposal).
+        `change` (proposed minus current), `rows` (threshold table around the proposal) and
+        `exploration` (the share and the extra leads a week it hands to sales at the new line).
         """
         holdout = self.holdout(scorer)
         current = self.active(scorer)
@@ -724,6 +728,10 @@ class PolicyBook:
             level=self.level,
         )
         before, after = _figures(now.resolution), _figures(proposed.resolution)
+        share = check_exploration_share(
+            current.exploration_share if exploration_share is None else exploration_share
+        )
+        mql_share = proposed.resolution.mql_share
         return {
             "model_name": scorer.info.name,
             "model_version": scorer.info.version,
@@ -755,6 +763,13 @@ class PolicyBook:
                 for name in _CHANGED
             },
             "rows": _records(proposed.rows),
+            "exploration": {
+                "share": share,
+                "leads_per_week": exploration_leads_per_week(
+                    share, mql_share, context.leads_per_week
+                ),
+                "sentence": exploration_sentence(share, mql_share, context.leads_per_week),
+            },
         }
 
 

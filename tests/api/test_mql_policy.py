@@ -120,6 +120,11 @@ def test_history_is_kept_never_overwritten(
         ({"kind": "sometimes", "set_by": "a"}, None),
         ({**CAPACITY, "per_week": 2000, "set_by": "a"}, None),
         ({"kind": "max_value", "deal_value": 100, "cost_per_contact": 100, "set_by": "a"}, None),
+        ({**CAPACITY, "set_by": "a", "exploration_share": -0.01}, "exploration_share"),
+        ({**CAPACITY, "set_by": "a", "exploration_share": 1.0}, "exploration_share"),
+        ({**CAPACITY, "set_by": "a", "exploration_share": 0.6}, "exploration_share"),
+        ({**CAPACITY, "set_by": "a", "exploration_share": "5 %"}, "exploration_share"),
+        ({**CAPACITY, "set_by": "a", "exploration_share": None}, "exploration_share"),
     ],
 )
 def test_bad_policies_are_422_by_field(
@@ -177,7 +182,15 @@ def test_simulate_saves_nothing(client: TestClient, stored: Store, trained: Trai
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"shift_points": "five"}, {"shift_points": 0}, {"kind": "fixed"}, {"shift_points": 500}],
+    [
+        {},
+        {"shift_points": "five"},
+        {"shift_points": 0},
+        {"kind": "fixed"},
+        {"shift_points": 500},
+        {"shift_points": 5, "exploration_share": 1.5},
+        {"kind": "fixed", "cutoff": 0.4, "exploration_share": -1},
+    ],
 )
 def test_bad_simulations_are_422(client: TestClient, body: dict[str, Any]) -> None:
     response = client.post(f"{URL}/simulate", json=body, headers=SCORER)
@@ -222,3 +235,63 @@ def _explore(client: TestClient, stored: Store, trained: TrainedModel, demo_fram
     assert 0.2 < share < 0.4
     single = client.post("/v1/leads/score", json=rows[0], headers=SCORER).json()
     assert "exploration" in single and "selection_probability" in single
+
+
+def test_the_exploration_share_is_set_through_put_audited_and_priced(
+    client: TestClient, stored: Store, trained: TrainedModel, demo_frame: Any
+) -> None:
+    response = put(
+        client,
+        {**CAPACITY, "set_by": "ana", "reason": "measure the bottom", "exploration_share": 0.05},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    mql_share = body["expected"]["mql_share"]
+    assert body["exploration_share"] == 0.05 and body["params"]["exploration_share"] == 0.05
+    # The cost: 5 % of the leads below the line, of 1,000 leads a week.
+    cost = body["expected"]["exploration"]
+    assert cost["leads_per_week"] == pytest.approx(0.05 * (1 - mql_share) * 1000)
+    assert f"about {round(cost['leads_per_week'])} extra leads a week" in body["sentence"]
+    [record] = stored.policy_history(trained.model_name)
+    assert (record.set_by, record.reason, record.params["exploration_share"]) == (
+        "ana",
+        "measure the bottom",
+        0.05,
+    )
+    assert client.get(URL, headers=SCORER).json()["exploration_share"] == 0.05
+
+    # Served scores hand that share below the line to sales, with its chance recorded.
+    scorer = Scorer.load(str(trained.export_dir))
+    columns = [scorer.schema.id_column, *scorer.schema.feature_names]
+    rows = json.loads(demo_frame[columns].head(50).to_json(orient="records", date_format="iso"))
+    scored = client.post("/v1/leads/score-batch", json=rows, headers=SCORER).json()["leads"]
+    below = [lead for lead in scored if not lead["is_mql"]]
+    assert below and all(lead["selection_probability"] == 0.05 for lead in below)
+
+    # A new version without the share turns exploration off, and the history keeps both.
+    off = put(client, {**CAPACITY, "set_by": "ben"}).json()
+    assert (off["version"], off["exploration_share"], off["expected"]["exploration"]) == (
+        2,
+        0,
+        None,
+    )
+    history = client.get(f"{URL}/history", headers=SCORER).json()["versions"]
+    assert [v["exploration_share"] for v in history] == [0.0, 0.05]
+
+
+def test_simulate_prices_an_exploration_share(client: TestClient) -> None:
+    put(client, {**CAPACITY, "set_by": "ana", "exploration_share": 0.1})
+    kept = client.post(f"{URL}/simulate", json={"shift_points": 5}, headers=SCORER).json()
+    asked = client.post(
+        f"{URL}/simulate", json={"shift_points": 5, "exploration_share": 0.02}, headers=SCORER
+    ).json()
+    for answer, share in ((kept, 0.1), (asked, 0.02)):
+        mql_share = answer["proposed"]["mql_share"]
+        assert answer["exploration"]["share"] == share
+        assert answer["exploration"]["leads_per_week"] == pytest.approx(
+            share * (1 - mql_share) * 1000
+        )
+    none = client.post(
+        f"{URL}/simulate", json={"kind": "fixed", "cutoff": 0.5}, headers=SCORER
+    ).json()["exploration"]
+    assert none["share"] == 0 and "not measured" in none["sentence"]
