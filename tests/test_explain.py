@@ -349,3 +349,27 @@ def test_what_would_move_rejects_a_bad_cutoff(lightgbm_model: tuple[Scorer, Trai
     scorer, result = lightgbm_model
     with pytest.raises(PolicyError):
         what_would_move(scorer, records_of(result.holdout.head(1))[0], 1.5)
+
+
+def test_time_column_used_only_to_split_trains_and_explains(
+    demo_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`--time-column C --exclude C` with only categories left: the logistic model has no
+    numeric block, and explaining it once ended in a traceback in `typical_lead`."""
+    columns = [demo.ID_COLUMN, demo.TIME_COLUMN, *CATEGORICAL_DEMO_COLUMNS, demo.TARGET]
+    leads = demo_frame[columns].head(3000)
+    result = train_model(leads, demo_config(candidates=("logistic",), exclude=(demo.TIME_COLUMN,)))
+    assert result.split_by_time
+    assert demo.TIME_COLUMN not in result.schema.feature_names
+    assert {spec.role for spec in result.schema.features} == {Role.CATEGORICAL}
+    scorer = scorer_from(result, tmp_path / "model")
+    explainer = Explainer.for_scorer(scorer)
+    records = leads.head(50).to_dict("records")
+    prepared = scorer.preparer.transform_records(records)
+    assert np.allclose(
+        explainer.base_value + explainer.contributions(prepared).sum(axis=1),
+        explainer.margin(prepared),
+    )
+    reasons = explainer.explain_records(records)
+    assert any(r.for_ or r.against for r in reasons)
+    assert explainer.numeric_moves(0, 1.0) == []

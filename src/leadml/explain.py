@@ -322,8 +322,11 @@ class Explainer:
         if self.kind != "logistic":
             raise ValueError("only logistic models are explained against a typical lead")
         numbers_pipe, numeric_columns = _transformer(self._encode, "numbers")
-        medians = dict(
-            zip(numeric_columns, numbers_pipe.named_steps["impute"].statistics_, strict=True)
+        # With no numeric field (e.g. the time column only splits), the numbers step is unfitted.
+        medians = (
+            dict(zip(numeric_columns, numbers_pipe.named_steps["impute"].statistics_, strict=True))
+            if numeric_columns
+            else {}
         )
         row = np.full(self.preparer.n_features_out_, np.nan)
         for column, owner in enumerate(self.column_fields):
@@ -518,8 +521,10 @@ class Explainer:
 
     def _quantile_grids(self) -> dict[int, FloatMatrix]:
         numbers_pipe, numeric_columns = _transformer(self._encode, "numbers")
-        quantiles = numbers_pipe.named_steps["scale"].quantiles_
         grids: dict[int, FloatMatrix] = {}
+        if not numeric_columns:
+            return grids
+        quantiles = numbers_pipe.named_steps["scale"].quantiles_
         for position, column in enumerate(numeric_columns):
             values = quantiles[:, position]
             if self._is_integer(column):
