@@ -309,8 +309,9 @@ def split_leads(
 ) -> Split:
     """Hold out the most recent leads when a time column exists, else a stratified sample.
 
-    The calibration part is carved from what remains the same way, so the calibrator sees
-    leads the model did not learn from and, with time, leads closer to the future. Day-month
+    The calibration part (none with `calibration_share=0`) is carved from what remains the same
+    way, so a calibrator sees leads the model did not learn from and, with time, leads closer to
+    the future; `train_model` needs none: it calibrates on out-of-fold predictions. Day-month
     dates in the time column are read the one way `time_reading` says (see
     `leadml.schema.decide_date_reading`), so the order of the leads is the same for every row.
     """
@@ -320,10 +321,10 @@ def split_leads(
         order = positions[np.argsort(moments.to_numpy(dtype="datetime64[ns]"), kind="stable")]
         n_holdout = max(1, round(len(order) * holdout_share))
         rest, holdout = order[:-n_holdout], order[-n_holdout:]
-        n_calibrate = max(1, round(len(rest) * calibration_share))
-        fit, calibrate = rest[:-n_calibrate], rest[-n_calibrate:]
+        n_calibrate = round(len(rest) * calibration_share)
+        fit, calibrate = rest[: len(rest) - n_calibrate], rest[len(rest) - n_calibrate :]
         for part, label in ((fit, "training"), (calibrate, "calibration"), (holdout, "holdout")):
-            if len(np.unique(y[part])) < 2:
+            if len(part) and len(np.unique(y[part])) < 2:
                 raise DataError(
                     f"the {label} part of the time split has only one outcome;"
                     " train without --time-column or with more history"
@@ -332,6 +333,8 @@ def split_leads(
     rest, holdout = train_test_split(
         positions, test_size=holdout_share, stratify=y, random_state=seed
     )
+    if calibration_share == 0.0:
+        return Split(np.sort(rest), np.array([], dtype=int), np.sort(holdout), by_time=False)
     fit, calibrate = train_test_split(
         rest, test_size=calibration_share, stratify=y[rest], random_state=seed
     )

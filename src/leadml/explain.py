@@ -30,6 +30,7 @@ with the fewest steps wins, ties going to the higher resulting probability.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -132,6 +133,7 @@ class LeadReasons:
         }
 
 
+@functools.lru_cache(maxsize=4096)  # reasons ask for the same few labels once per lead
 def field_label(name: str) -> str:
     """A field name people can read: `time_on_site_sec` -> "Time on site".
 
@@ -144,6 +146,7 @@ def field_label(name: str) -> str:
     return words[:1].upper() + words[1:] if words else name
 
 
+@functools.lru_cache(maxsize=4096)
 def _split_unit(name: str) -> tuple[str, str]:
     lowered = name.lower()
     for suffix, unit in _UNIT_SUFFIXES:

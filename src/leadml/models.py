@@ -22,9 +22,11 @@ CANDIDATES: tuple[CandidateName, ...] = ("logistic", "lightgbm")
 #: Threads pay off for LightGBM only on large data; on small data they contend and slow it down.
 PARALLEL_FROM_ROWS = 100_000
 
-#: Below this share of converted leads the minority class is re-weighted during fitting.
-#: Calibration afterwards restores honest probabilities either way.
-IMBALANCED_BELOW = 0.15
+#: The most trees a LightGBM candidate may grow; cross-validation picks how many it keeps.
+MAX_TREES = 1000
+#: LightGBM's learning rate: high enough that early stopping settles within a few hundred trees
+#: (fewer trees make reasons faster), low enough not to overshoot on small exports.
+LEARNING_RATE = 0.05
 
 DESCRIPTIONS: dict[str, str] = {
     "logistic": "regularised logistic regression (one-hot categories, quantile-scaled numbers)",
@@ -32,11 +34,7 @@ DESCRIPTIONS: dict[str, str] = {
 }
 
 
-def _class_weight(positive_rate: float) -> str | None:
-    return "balanced" if positive_rate < IMBALANCED_BELOW else None
-
-
-def logistic_head(preparer: LeadPreparer, positive_rate: float, seed: int) -> Pipeline:
+def logistic_head(preparer: LeadPreparer, seed: int) -> Pipeline:
     """One-hot categories and quantile-scaled numbers into an L2 logistic regression."""
     categorical = preparer.categorical_indices_
     numeric = [i for i in range(preparer.n_features_out_) if i not in set(categorical)]
@@ -75,20 +73,25 @@ def logistic_head(preparer: LeadPreparer, positive_rate: float, seed: int) -> Pi
             ("encode", encode),
             (
                 "classify",
-                LogisticRegression(C=0.5, max_iter=3000, class_weight=_class_weight(positive_rate)),
+                LogisticRegression(C=0.5, solver="newton-cholesky", max_iter=200),
             ),
         ]
     )
 
 
 def lightgbm_head(
-    preparer: LeadPreparer, positive_rate: float, seed: int, n_rows: int = 0
+    preparer: LeadPreparer, seed: int, n_rows: int = 0, n_estimators: int = MAX_TREES
 ) -> LGBMClassifier:
-    """Shallow, slowly learning trees: robust defaults for a few thousand to millions of leads."""
+    """Shallow trees, as many as cross-validation found useful: robust for a few thousand to
+    millions of leads. No class weights: they distort the probabilities, which calibration then
+    has to undo, and measured they cost ranking quality too (see bench/README.md)."""
     return LGBMClassifier(
-        n_estimators=300,
-        learning_rate=0.04,
+        n_estimators=n_estimators,
+        learning_rate=LEARNING_RATE,
         num_leaves=15,
+        # At most 5 splits from root to leaf: as good as unlimited depth on the benchmarks, and
+        # it bounds what exact TreeSHAP costs per lead (see explain.py).
+        max_depth=5,
         min_child_samples=20,
         subsample=0.8,
         subsample_freq=1,
@@ -96,7 +99,6 @@ def lightgbm_head(
         reg_lambda=1.0,
         cat_smooth=10.0,
         min_data_per_group=20,
-        class_weight=_class_weight(positive_rate),
         random_state=seed,
         n_jobs=2 if n_rows >= PARALLEL_FROM_ROWS else 1,
         verbose=-1,
@@ -106,15 +108,15 @@ def lightgbm_head(
 def make_head(
     name: CandidateName,
     preparer: LeadPreparer,
-    positive_rate: float,
     seed: int = 0,
     n_rows: int = 0,
+    n_estimators: int = MAX_TREES,
 ) -> Any:
     """The estimator that follows the preparer for candidate `name`."""
     if name == "logistic":
-        return logistic_head(preparer, positive_rate, seed)
+        return logistic_head(preparer, seed)
     if name == "lightgbm":
-        return lightgbm_head(preparer, positive_rate, seed, n_rows)
+        return lightgbm_head(preparer, seed, n_rows, n_estimators)
     raise ValueError(f"unknown candidate {name!r}; choose one of {', '.join(CANDIDATES)}")
 
 
@@ -124,18 +126,34 @@ def fit_head(
     y: np.ndarray,
     preparer: LeadPreparer,
     sample_weight: np.ndarray | None = None,
+    **lightgbm_fit: Any,
 ) -> Any:
-    """Fit a head on prepared features, telling LightGBM which columns are categories."""
+    """Fit a head on prepared features, telling LightGBM which columns are categories
+    (`lightgbm_fit`: further `LGBMClassifier.fit` arguments, e.g. an eval set)."""
     if isinstance(head, LGBMClassifier):
         return head.fit(
             X,
             y,
             sample_weight=sample_weight,
             categorical_feature=preparer.categorical_indices_ or "auto",
+            **lightgbm_fit,
         )
     if sample_weight is None:
         return head.fit(X, y)
     return head.fit(X, y, classify__sample_weight=sample_weight)
+
+
+def head_output(head: Any, X: np.ndarray, **predict: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(what the calibrator maps to a probability, the head's own P(converted)).
+
+    The first is what `CalibratedClassifierCV` picks: the decision function if the head has one
+    (log-odds: logistic regression, LightGBM from 4.7), else P(converted). `predict`: further
+    arguments for LightGBM's prediction (e.g. `num_iteration`).
+    """
+    proba = np.asarray(head.predict_proba(X, **predict)[:, 1], dtype=float)
+    if getattr(head, "decision_function", None) is not None:
+        return np.asarray(head.decision_function(X, **predict), dtype=float), proba
+    return proba, proba
 
 
 def center_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:

@@ -32,13 +32,18 @@ def model_card(result: TrainResult, model_name: str) -> str:
         "## Model",
         f"- {DESCRIPTIONS.get(result.model_kind, result.model_kind)}",
         f"- Selection: {result.selection_reason}",
-        f"- Calibration: {result.calibration_method}, on its own split of"
-        f" {result.split_sizes['calibrate']:,} leads",
+        f"- Calibration: {result.calibration_method}, on out-of-fold predictions for"
+        f" {result.split_sizes['calibrated_out_of_fold']:,} leads",
+        *(
+            [f"- Time features: {result.time_features.reason}"]
+            if result.time_features is not None
+            else []
+        ),
         f"- Trained at {result.trained_at} in {result.seconds:.1f} s",
         "",
         "## Data",
         f"- Split {'by time (most recent leads held out)' if result.split_by_time else 'stratified'}:"
-        f" {result.split_sizes['fit']:,} fit, {result.split_sizes['calibrate']:,} calibrate,"
+        f" {result.split_sizes['fit']:,} to learn from (the final model sees them all),"
         f" {result.split_sizes['holdout']:,} holdout",
         f"- {len(schema.features)} features: {', '.join(schema.feature_names)}",
         *(

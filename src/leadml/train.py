@@ -6,16 +6,17 @@ Everything here works on in-memory frames; `leadml.tracking` writes the result t
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
+from lightgbm import early_stopping
+
+# Platt's sigmoid exactly as CalibratedClassifierCV fits it (the fast path replays its a_, b_).
+from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
 from sklearn.frozen import FrozenEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
@@ -26,6 +27,7 @@ from threadpoolctl import threadpool_limits
 from leadml.data import (
     check_class_counts,
     check_training_frame,
+    datetime_series,
     drop_open_leads,
     split_leads,
     target_vector,
@@ -38,9 +40,11 @@ from leadml.leakage import LeakageReport, find_leakage
 from leadml.models import (
     CANDIDATES,
     DESCRIPTIONS,
+    MAX_TREES,
     CandidateName,
     center_isotonic,
     fit_head,
+    head_output,
     make_head,
 )
 from leadml.schema import (
@@ -60,6 +64,11 @@ ISOTONIC_MIN_PER_CLASS = 200
 PREFER_SIMPLE_WITHIN = 0.005
 #: Cross-validation looks at no more rows than this, so that selection stays quick.
 CV_MAX_ROWS = 200_000
+#: LightGBM folds stop growing trees once out-of-fold log loss has not improved for this many.
+EARLY_STOPPING_ROUNDS = 50
+#: The time column's parts (weekday, hour, month) stay features only if they raise time-ordered
+#: CV PR AUC by at least this much: a month the model barely saw has to be extrapolated.
+TIME_FEATURES_MIN_GAIN = 0.002
 #: Probability quantiles kept with the model to place a new lead in the training distribution.
 N_REFERENCE_QUANTILES = 1001
 
@@ -80,7 +89,6 @@ class TrainConfig:
     candidates: tuple[CandidateName, ...] = CANDIDATES
     cv_folds: int = 5
     holdout_share: float = 0.2
-    calibration_share: float = 0.2
     seed: int = 0
     #: Column of per-lead sample weights (e.g. inverse selection probabilities from the ledger);
     #: used to fit, cross-validate and calibrate, never as a feature.
@@ -98,7 +106,6 @@ class TrainConfig:
             "candidates": list(self.candidates),
             "cv_folds": self.cv_folds,
             "holdout_share": self.holdout_share,
-            "calibration_share": self.calibration_share,
             "seed": self.seed,
             "weight_column": self.weight_column,
         }
@@ -112,6 +119,19 @@ class CandidateScore:
     log_loss: float
     pr_auc_std: float
     fit_seconds: float
+    #: LightGBM: the number of trees cross-validation kept (the final model grows as many).
+    n_estimators: int | None = None
+
+
+@dataclass(frozen=True)
+class TimeFeatureDecision:
+    """Whether the time column's weekday, hour and month are features, and why."""
+
+    column: str
+    kept: bool
+    pr_auc_with: float
+    pr_auc_without: float
+    reason: str
 
 
 @dataclass
@@ -137,6 +157,8 @@ class TrainResult:
     positive_label: str
     split_sizes: dict[str, int]
     split_by_time: bool
+    #: Set when a time column was given and could be a feature (see `time_feature_decision`).
+    time_features: TimeFeatureDecision | None = None
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     seconds: float = 0.0
 
@@ -153,6 +175,7 @@ class TrainResult:
             "metrics": self.metrics,
             "cv": [vars(score) for score in self.selection],
             "split": {"by_time": self.split_by_time, **self.split_sizes},
+            "time_features": None if self.time_features is None else vars(self.time_features),
             "columns_used": self.schema.feature_names,
             "date_readings": {
                 spec.name: {"reading": spec.date_reading.value, "why": spec.date_reading_reason}
@@ -193,11 +216,89 @@ def _noop(_: str) -> None:
     return None
 
 
-def _subsample(n_rows: int, y: np.ndarray, limit: int, seed: int) -> np.ndarray:
+def _subsample(n_rows: int, limit: int, seed: int) -> np.ndarray:
     if n_rows <= limit:
         return np.arange(n_rows)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n_rows, size=limit, replace=False))
+
+
+def cv_folds(
+    y: np.ndarray, folds: int, seed: int, time_order: np.ndarray | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, test rows) per fold.
+
+    Without time: stratified, shuffled k-fold. With `time_order` (row positions, oldest first):
+    an expanding window, so that selection sees the shift the holdout has. The rows are cut into
+    `folds + 1` consecutive blocks and fold i learns from blocks 0..i and is tested on block
+    i + 1; the oldest block is never tested. Folds whose parts lack an outcome are skipped.
+    """
+    if time_order is None:
+        splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y))
+    blocks = np.array_split(time_order, folds + 1)
+    pairs = []
+    for i in range(1, len(blocks)):
+        train, test = np.concatenate(blocks[:i]), blocks[i]
+        if len(np.unique(y[train])) == 2 and len(np.unique(y[test])) == 2:
+            pairs.append((train, test))
+    if not pairs:
+        raise DataError(
+            "no time-ordered fold has both outcomes in its past and its future;"
+            " train without --time-column or with more history"
+        )
+    return pairs
+
+
+@dataclass
+class CandidateFolds:
+    """One candidate's cross-validation: its scores, and its out-of-fold outputs to calibrate on."""
+
+    score: CandidateScore
+    #: `head_output` of the fold models on the rows each fold tested (aligned with `tested`).
+    output: np.ndarray
+    tested: np.ndarray
+    n_estimators: int | None
+
+
+def _lightgbm_folds(
+    X: np.ndarray,
+    y: np.ndarray,
+    preparer: LeadPreparer,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    seed: int,
+    sample_weight: np.ndarray | None = None,
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Out-of-fold `head_output` per fold at the number of trees that minimises the summed
+    out-of-fold log loss (one number for all folds, as `lightgbm.cv` picks it)."""
+    curves, models = [], []
+    for train_rows, test_rows in pairs:
+        head = fit_head(
+            make_head("lightgbm", preparer, seed, len(train_rows)),
+            X[train_rows],
+            y[train_rows],
+            preparer,
+            sample_weight=None if sample_weight is None else sample_weight[train_rows],
+            eval_X=(X[test_rows],),
+            eval_y=(y[test_rows],),
+            eval_sample_weight=None if sample_weight is None else [sample_weight[test_rows]],
+            callbacks=[early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+        )
+        curve = np.asarray(head.evals_result_["valid_0"]["binary_logloss"], dtype=float)
+        weight = len(test_rows) if sample_weight is None else sample_weight[test_rows].sum()
+        curves.append((curve, float(weight)))
+        models.append(head)
+    longest = max(len(curve) for curve, _ in curves)
+    # A fold that stopped early keeps its last loss: its loss was no longer falling.
+    total = sum(
+        np.pad(curve, (0, longest - len(curve)), mode="edge") * weight for curve, weight in curves
+    )
+    n_trees = int(np.argmin(total)) + 1
+    outputs = [
+        head_output(model, X[test], num_iteration=n_trees)
+        for model, (_, test) in zip(models, pairs, strict=True)
+    ]
+    return outputs, n_trees
 
 
 def cross_validate_candidates(
@@ -208,51 +309,64 @@ def cross_validate_candidates(
     *,
     folds: int,
     seed: int,
+    time_order: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
-) -> list[CandidateScore]:
-    """Out-of-fold ROC AUC, PR AUC and log loss for each candidate (weighted when given)."""
-    rows = _subsample(len(y), y, CV_MAX_ROWS, seed)
-    X, y = X[rows], y[rows]
-    w = None if sample_weight is None else sample_weight[rows]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    positive_rate = float(y.mean())
-    scores = []
+) -> list[CandidateFolds]:
+    """Out-of-fold ROC AUC, PR AUC and log loss for each candidate (weighted when given), and
+    its out-of-fold outputs.
+
+    `time_order` (positions into X, oldest first) makes the folds time-ordered (`cv_folds`).
+    """
+    w = sample_weight
+    pairs = cv_folds(y, folds, seed, time_order)
+    tested = np.concatenate([test for _, test in pairs])
+    results = []
     for name in candidates:
         started = time.perf_counter()
-        oof = np.zeros(len(y))
-        fold_pr_auc = []
-        for train_rows, test_rows in splitter.split(X, y):
-            head = fit_head(
-                clone(make_head(name, preparer, positive_rate, seed, len(train_rows))),
-                X[train_rows],
-                y[train_rows],
-                preparer,
-                sample_weight=None if w is None else w[train_rows],
-            )
-            oof[test_rows] = head.predict_proba(X[test_rows])[:, 1]
-            fold_pr_auc.append(
-                average_precision_score(
-                    y[test_rows], oof[test_rows], sample_weight=None if w is None else w[test_rows]
+        n_trees = None
+        if name == "lightgbm":
+            outputs, n_trees = _lightgbm_folds(X, y, preparer, pairs, seed, w)
+        else:
+            outputs = []
+            for train_rows, test_rows in pairs:
+                head = fit_head(
+                    make_head(name, preparer, seed, len(train_rows)),
+                    X[train_rows],
+                    y[train_rows],
+                    preparer,
+                    sample_weight=None if w is None else w[train_rows],
                 )
+                outputs.append(head_output(head, X[test_rows]))
+        output = np.concatenate([fold_output for fold_output, _ in outputs])
+        proba = np.concatenate([fold_proba for _, fold_proba in outputs])
+        y_tested = y[tested]
+        w_tested = None if w is None else w[tested]
+        fold_pr_auc = [
+            average_precision_score(
+                y[test], fold_proba, sample_weight=None if w is None else w[test]
             )
-        scores.append(
-            CandidateScore(
-                name=name,
-                roc_auc=float(roc_auc_score(y, oof, sample_weight=w)),
-                pr_auc=float(average_precision_score(y, oof, sample_weight=w)),
-                log_loss=float(log_loss(y, np.clip(oof, 1e-6, 1 - 1e-6), sample_weight=w)),
-                pr_auc_std=float(np.std(fold_pr_auc)),
-                fit_seconds=time.perf_counter() - started,
-            )
+            for (_, test), (_, fold_proba) in zip(pairs, outputs, strict=True)
+        ]
+        score = CandidateScore(
+            name=name,
+            # Folds are scored together, as one out-of-fold prediction per tested lead.
+            roc_auc=float(roc_auc_score(y_tested, proba, sample_weight=w_tested)),
+            pr_auc=float(average_precision_score(y_tested, proba, sample_weight=w_tested)),
+            log_loss=float(
+                log_loss(y_tested, np.clip(proba, 1e-6, 1 - 1e-6), sample_weight=w_tested)
+            ),
+            pr_auc_std=float(np.std(fold_pr_auc)),
+            fit_seconds=time.perf_counter() - started,
+            n_estimators=n_trees,
         )
-    return scores
+        results.append(CandidateFolds(score, output, tested, n_trees))
+    return results
 
 
 def select_candidate(scores: Sequence[CandidateScore]) -> tuple[str, str]:
     """The candidate with the best CV PR AUC, unless the logistic model is about as good.
 
-    PR AUC ranks by how well converted leads rise to the top, which is what sales works from;
-    log loss is not compared because re-weighted candidates are calibrated afterwards.
+    PR AUC ranks by how well converted leads rise to the top, which is what sales works from.
     """
     best = max(scores, key=lambda s: s.pr_auc)
     simple = next((s for s in scores if s.name == "logistic"), None)
@@ -272,11 +386,60 @@ def select_candidate(scores: Sequence[CandidateScore]) -> tuple[str, str]:
     )
 
 
+def _time_is_a_feature(schema: LeadSchema) -> bool:
+    return schema.time_column is not None and schema.column(schema.time_column).is_feature
+
+
+def _without_time_features(schema: LeadSchema) -> LeadSchema:
+    column = str(schema.time_column)
+    reason = "the time column splits and orders the folds; its parts did not help as features"
+    spec = replace(schema.column(column), role=Role.EXCLUDED, reason=reason)
+    return replace(schema, columns=tuple(spec if c.name == column else c for c in schema.columns))
+
+
+def time_feature_decision(
+    column: str, with_time: CandidateScore, without_time: CandidateScore
+) -> TimeFeatureDecision:
+    """Keep the time column's parts as features only when time-ordered CV says they help."""
+    gain = with_time.pr_auc - without_time.pr_auc
+    kept = gain >= TIME_FEATURES_MIN_GAIN
+    verdict = "kept" if kept else "not used"
+    reason = (
+        f"time features of {column!r} (weekday, hour, month) {verdict}: time-ordered CV PR AUC"
+        f" {with_time.pr_auc:.3f} with them, {without_time.pr_auc:.3f} without"
+        f" ({'a gain of at least' if kept else 'less than'} {TIME_FEATURES_MIN_GAIN} needed)"
+    )
+    return TimeFeatureDecision(column, kept, with_time.pr_auc, without_time.pr_auc, reason)
+
+
 def calibration_method(y_calibrate: np.ndarray) -> str:
     per_class = min(int(y_calibrate.sum()), int(len(y_calibrate) - y_calibrate.sum()))
     if len(y_calibrate) >= ISOTONIC_MIN_ROWS and per_class >= ISOTONIC_MIN_PER_CLASS:
         return "isotonic"
     return "sigmoid"
+
+
+def fit_calibrator(
+    output: np.ndarray, y: np.ndarray, method: str, sample_weight: np.ndarray | None = None
+) -> Any:
+    """The calibrator `CalibratedClassifierCV` would fit on these head outputs: isotonic
+    (clipped, then centred, see `center_isotonic`) or Platt's sigmoid."""
+    if method == "isotonic":
+        isotonic = IsotonicRegression(out_of_bounds="clip").fit(output, y, sample_weight)
+        return center_isotonic(isotonic)
+    return _SigmoidCalibration().fit(output, y, sample_weight)
+
+
+def calibrated_on(head: Any, calibrator: Any, X: np.ndarray, y: np.ndarray) -> Any:
+    """`CalibratedClassifierCV(FrozenEstimator(head))` whose calibrator is `calibrator` (fitted
+    out of fold), in the shape scoring, the fast path and the explainer read."""
+    # Fitting needs some leads of both outcomes; the calibrator it fits is replaced right away.
+    rows = np.r_[np.flatnonzero(y == 1)[:50], np.flatnonzero(y == 0)[:50]]
+    method = "isotonic" if isinstance(calibrator, IsotonicRegression) else "sigmoid"
+    calibrated = CalibratedClassifierCV(FrozenEstimator(head), method=method)
+    calibrated.fit(X[rows], y[rows])
+    calibrated.calibrated_classifiers_[0].calibrators = [calibrator]
+    return calibrated
 
 
 def reference_quantiles(proba: np.ndarray) -> np.ndarray:
@@ -340,16 +503,15 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         y,
         time_column=config.time_column,
         holdout_share=config.holdout_share,
-        calibration_share=config.calibration_share,
+        calibration_share=0.0,
         seed=config.seed,
         time_reading=time_reading,
     )
+    learn_rows = np.sort(np.concatenate([split.fit, split.calibrate]))
     progress(
         f"split {len(frame):,} leads {'by time' if split.by_time else 'stratified'}:"
-        f" {len(split.fit):,} fit, {len(split.calibrate):,} calibrate,"
-        f" {len(split.holdout):,} holdout"
+        f" {len(learn_rows):,} to learn from, {len(split.holdout):,} holdout"
     )
-    learn_rows = np.sort(np.concatenate([split.fit, split.calibrate]))
     schema = infer_schema(
         frame.iloc[learn_rows],
         config.target,
@@ -365,8 +527,8 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         if spec.role is Role.DATETIME and spec.date_reading is not None:
             progress(f"dates in {spec.name!r}: {spec.date_reading_reason}")
     progress(f"schema: {len(schema.features)} features, {len(schema.dropped)} columns dropped")
-    fit_frame = frame.iloc[split.fit]
-    leakage = find_leakage(fit_frame, y[split.fit], schema, seed=config.seed)
+    learn_frame = frame.iloc[learn_rows]
+    leakage = find_leakage(learn_frame, y[learn_rows], schema, seed=config.seed)
     schema = leakage.apply(schema, keep=config.keep)
     if leakage.excluded():
         progress(f"leakage guard excluded: {', '.join(leakage.excluded())}")
@@ -377,20 +539,31 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         )
 
     preparer = LeadPreparer(schema).fit()
-    X_fit = preparer.transform(fit_frame)
-
-    def part_weights(rows: np.ndarray) -> np.ndarray | None:
-        return None if weights is None else weights[rows]
-
-    scores = cross_validate_candidates(
-        X_fit,
-        y[split.fit],
+    X_learn = preparer.transform(learn_frame)
+    y_learn = y[learn_rows]
+    w_learn = None if weights is None else weights[learn_rows]
+    cv_rows = _subsample(len(y_learn), CV_MAX_ROWS, config.seed)
+    w_cv = None if w_learn is None else w_learn[cv_rows]
+    time_order = None
+    if split.by_time:
+        moments = datetime_series(learn_frame[config.time_column].iloc[cv_rows], time_reading)
+        time_order = np.argsort(moments.to_numpy(dtype="datetime64[ns]"), kind="stable")
+    progress(
+        f"cross-validating on {len(cv_rows):,} leads"
+        f" ({'time-ordered, expanding window' if split.by_time else 'stratified'},"
+        f" {config.cv_folds} folds)"
+    )
+    folds = cross_validate_candidates(
+        X_learn[cv_rows],
+        y_learn[cv_rows],
         preparer,
         config.candidates,
         folds=config.cv_folds,
         seed=config.seed,
-        sample_weight=part_weights(split.fit),
+        time_order=time_order,
+        sample_weight=w_cv,
     )
+    scores = [f.score for f in folds]
     for score in scores:
         progress(
             f"cv {score.name}: ROC AUC {score.roc_auc:.3f}, PR AUC {score.pr_auc:.3f},"
@@ -398,33 +571,60 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         )
     chosen, reason = select_candidate(scores)
     progress(reason)
+    chosen_folds = next(f for f in folds if f.score.name == chosen)
 
-    positive_rate = float(np.average(y[split.fit], weights=part_weights(split.fit)))
-    head = fit_head(
-        make_head(chosen, preparer, positive_rate, config.seed, len(split.fit)),  # type: ignore[arg-type]
-        X_fit,
-        y[split.fit],
-        preparer,
-        sample_weight=part_weights(split.fit),
-    )
-    method = calibration_method(y[split.calibrate])
-    calibrated = CalibratedClassifierCV(FrozenEstimator(head), method=method)
-    with warnings.catch_warnings():
-        # The weights are meant for the calibrator only: the frozen head is not refit.
-        warnings.filterwarnings("ignore", message="Since FrozenEstimator", category=UserWarning)
-        calibrated.fit(
-            preparer.transform(frame.iloc[split.calibrate]),
-            y[split.calibrate],
-            sample_weight=part_weights(split.calibrate),
+    time_features = None
+    if time_order is not None and _time_is_a_feature(schema):
+        without = _without_time_features(schema)
+        preparer_without = LeadPreparer(without).fit()
+        X_without = preparer_without.transform(learn_frame)
+        folds_without = cross_validate_candidates(
+            X_without[cv_rows],
+            y_learn[cv_rows],
+            preparer_without,
+            (chosen,),  # type: ignore[arg-type]
+            folds=config.cv_folds,
+            seed=config.seed,
+            time_order=time_order,
+            sample_weight=w_cv,
+        )[0]
+        time_features = time_feature_decision(
+            str(config.time_column), chosen_folds.score, folds_without.score
         )
-    for member in calibrated.calibrated_classifiers_:
-        member.calibrators = [
-            center_isotonic(c) if isinstance(c, IsotonicRegression) else c
-            for c in member.calibrators
-        ]
-    pipeline = Pipeline([("prepare", preparer), ("model", calibrated)])
+        progress(time_features.reason)
+        if not time_features.kept:
+            schema, preparer, X_learn, chosen_folds = (
+                without,
+                preparer_without,
+                X_without,
+                folds_without,
+            )
+
+    head = fit_head(
+        make_head(
+            chosen,  # type: ignore[arg-type]
+            preparer,
+            config.seed,
+            len(y_learn),
+            n_estimators=chosen_folds.n_estimators or MAX_TREES,
+        ),
+        X_learn,
+        y_learn,
+        preparer,
+        sample_weight=w_learn,
+    )
+    y_tested = y_learn[cv_rows][chosen_folds.tested]
+    method = calibration_method(y_tested)
+    w_tested = None if w_cv is None else w_cv[chosen_folds.tested]
+    calibrator = fit_calibrator(chosen_folds.output, y_tested, method, w_tested)
+    pipeline = Pipeline(
+        [("prepare", preparer), ("model", calibrated_on(head, calibrator, X_learn, y_learn))]
+    )
     calibration = "centered isotonic" if method == "isotonic" else method
-    progress(f"calibrated ({calibration}) on {len(split.calibrate):,} leads")
+    progress(
+        f"fitted on all {len(y_learn):,} non-holdout leads; calibrated ({calibration}) on"
+        f" {len(y_tested):,} out-of-fold predictions"
+    )
 
     holdout = frame.iloc[split.holdout].reset_index(drop=True)
     holdout_y = y[split.holdout]
@@ -453,10 +653,11 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         positive_label=positive,
         split_sizes={
             "open_leads_left_out": n_open,
-            "fit": len(split.fit),
-            "calibrate": len(split.calibrate),
+            "fit": len(learn_rows),
+            "calibrated_out_of_fold": len(y_tested),
             "holdout": len(split.holdout),
         },
+        time_features=time_features,
         split_by_time=split.by_time,
         seconds=time.perf_counter() - started,
     )
