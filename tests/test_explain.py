@@ -376,3 +376,22 @@ def test_time_column_used_only_to_split_trains_and_explains(
     reasons = explainer.explain_records(records)
     assert any(r.for_ or r.against for r in reasons)
     assert explainer.numeric_moves(0, 1.0) == []
+
+
+def test_compiled_treeshap_is_lightgbms_treeshap(
+    models_by_kind: dict[str, tuple[Scorer, TrainResult]],
+) -> None:
+    """The compiled TreeSHAP (leadml.treeshap) serves the reasons, and gives LightGBM's own
+    pred_contrib numbers on real leads, missing values and unseen categories included."""
+    scorer, result = models_by_kind["lightgbm"]
+    explainer = Explainer.for_scorer(scorer)
+    assert explainer._treeshap is not None
+    X = scorer.preparer.transform(result.holdout)
+    X[:40, :] = np.nan
+    X[40:80, scorer.preparer.categorical_indices_] = 99.0  # codes the trees never saw
+    expected = explainer._booster.predict(X, pred_contrib=True)
+    np.testing.assert_allclose(explainer._tree_contributions(X), expected, rtol=0, atol=1e-9)
+    for row in range(5):  # one lead at a time, as the API explains
+        np.testing.assert_allclose(
+            explainer._tree_contributions(X[row : row + 1]), expected[row : row + 1], atol=1e-9
+        )

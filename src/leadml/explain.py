@@ -50,6 +50,7 @@ from leadml.errors import ModelError, PolicyError
 from leadml.fastpath import LinearHead
 from leadml.features import LeadPreparer
 from leadml.schema import ColumnSpec, Role, parse_boolean
+from leadml.treeshap import TreeShap
 from leadml.validation import validate_records
 
 if TYPE_CHECKING:
@@ -284,6 +285,7 @@ class Explainer:
         if isinstance(head, LGBMClassifier):
             self.kind = "lightgbm"
             self._booster = head.booster_
+            self._treeshap = _checked_treeshap(self._booster, self.n_columns)
             self._to_fields = self._columns_to_fields
             self.base_value = float(self._tree_contributions(np.zeros((1, self.n_columns)))[0, -1])
         elif isinstance(head, Pipeline) and {"encode", "classify"} <= set(head.named_steps):
@@ -352,7 +354,10 @@ class Explainer:
         return np.asarray(per_column @ self._to_fields, dtype=float)
 
     def _tree_contributions(self, X: FloatMatrix) -> FloatMatrix:
-        """Exact TreeSHAP per prepared column, with the expected margin as the last column."""
+        """Exact TreeSHAP per prepared column, with the expected margin as the last column
+        (compiled, see `leadml.treeshap`, else LightGBM's own)."""
+        if self._treeshap is not None:
+            return self._treeshap.contributions(X)
         return np.asarray(
             self._booster.predict(X, pred_contrib=True, num_threads=_threads(len(X))), dtype=float
         )
@@ -538,6 +543,32 @@ class Explainer:
     def _is_integer(self, column: int) -> bool:
         spec = self.specs[self.column_fields[column]]
         return spec.role is Role.BOOLEAN or (spec.role is Role.NUMERIC and spec.integer)
+
+
+#: Largest difference to LightGBM's own TreeSHAP the compiled one may show at load.
+TREESHAP_TOLERANCE = 1e-9
+
+
+def _checked_treeshap(booster: Any, n_columns: int) -> TreeShap | None:
+    """The compiled TreeSHAP of `booster` if it agrees with LightGBM's `pred_contrib` on probe
+    leads (every column missing, zero, and at each split threshold of the first trees), else
+    None: LightGBM's own then serves."""
+    compiled = TreeShap.for_booster(booster)
+    if compiled is None:
+        return None
+    rng = np.random.default_rng(0)
+    probes = np.vstack(
+        [
+            np.full((1, n_columns), np.nan),
+            np.zeros((1, n_columns)),
+            rng.integers(-1, 8, size=(30, n_columns)).astype(float),
+            rng.normal(0.0, 100.0, size=(30, n_columns)),
+        ]
+    )
+    expected = np.asarray(booster.predict(probes, pred_contrib=True, num_threads=1), dtype=float)
+    if np.max(np.abs(compiled.contributions(probes) - expected)) > TREESHAP_TOLERANCE:
+        return None
+    return compiled
 
 
 def _threads(n_rows: int) -> int:

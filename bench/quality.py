@@ -1,0 +1,373 @@
+"""leadml's default `train_model` against the models a data scientist would build, same split.
+
+Usage (the peers come from the `bench` extra: pip install -e '.[bench]'):
+
+    python bench/quality.py                                   # everything: slow (FLAML 60 s each)
+    python bench/quality.py --datasets xeducation demo --seeds 0 1 2 --peers lightgbm catboost
+    python bench/quality.py --report                          # only rebuild the table and plot
+
+For each dataset and seed, leadml trains first; every peer then learns from exactly leadml's
+non-holdout rows and the columns leadml uses (its schema after the leakage guard and the time
+feature decision), prepared the same way (numbers as numbers, categories as codes that the peer
+treats as categories where it can), and is scored on leadml's holdout. Results are appended to
+bench/results/quality.csv one row at a time, so an interrupted run resumes where it stopped
+(`--fresh` starts over); the table and the plot are rebuilt from that file.
+
+Peers:
+  lightgbm      LGBMClassifier() with default parameters, native categories
+  hgb           HistGradientBoostingClassifier(), native categories (numeric codes above 255
+                categories, which it cannot take natively)
+  hgb_isotonic  the same in CalibratedClassifierCV(method="isotonic", cv=5)
+  logistic      one-hot categories, median-imputed standardised numbers, LogisticRegression()
+  catboost      CatBoostClassifier() with default parameters, categories as cat_features
+  flaml         FLAML AutoML, 60 s budget (`--flaml-seconds`), ROC AUC metric
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
+
+from leadml import demo
+from leadml.data import split_leads, target_vector
+from leadml.evaluate import holdout_metrics, ranked_outcomes
+from leadml.train import TrainConfig, TrainResult, drop_open_leads, train_model
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "quality.csv"
+TABLE = HERE / "results" / "quality.md"
+PLOT = HERE / "results" / "quality.png"
+#: The public X Education export, next to the checkout (../shared/data/), found walking up.
+X_EDUCATION = next(
+    (
+        folder / "shared" / "data" / "x_education_leads.csv"
+        for folder in HERE.parents
+        if (folder / "shared" / "data" / "x_education_leads.csv").exists()
+    ),
+    HERE.parents[1] / ".." / "shared" / "data" / "x_education_leads.csv",
+)
+PEERS = ("lightgbm", "hgb", "hgb_isotonic", "logistic", "catboost", "flaml")
+METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile", "top30_share")
+DEMO_ROWS = 20_000
+
+
+def x_education() -> tuple[pd.DataFrame, TrainConfig]:
+    frame = pd.read_csv(X_EDUCATION, low_memory=False)  # read in place, never copied
+    return frame, TrainConfig(target="Converted")
+
+
+def demo_export(*variants: str) -> Callable[[], tuple[pd.DataFrame, TrainConfig]]:
+    def load() -> tuple[pd.DataFrame, TrainConfig]:
+        frame = demo.generate_leads(
+            DEMO_ROWS, seed=7, **({"variants": variants} if variants else {})
+        )
+        return frame, TrainConfig(
+            target=demo.TARGET, id_column=demo.ID_COLUMN, time_column=demo.TIME_COLUMN
+        )
+
+    return load
+
+
+DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, TrainConfig]]] = {
+    "xeducation": x_education,
+    "demo": demo_export(),
+}
+
+
+def top_share(y: np.ndarray, proba: np.ndarray, share: float = 0.3) -> float:
+    """Share of all conversions among the top `share` of leads by probability (ties averaged)."""
+    _, y_tied = ranked_outcomes(y, proba)
+    top = max(1, int(np.ceil(share * len(y) - 1e-9)))
+    return float(np.sum(y_tied[:top]) / max(y.sum(), 1))
+
+
+def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    metrics = holdout_metrics(y, np.clip(proba, 0.0, 1.0))
+    metrics["top30_share"] = top_share(y, proba)
+    return {k: metrics[k] for k in METRICS}
+
+
+# -- peers: each takes (X_learn, y_learn, X_holdout, categorical indices, seed) -> P(converted)
+Peer = Callable[[np.ndarray, np.ndarray, np.ndarray, list[int], int, argparse.Namespace], Any]
+
+
+def _lightgbm(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    from lightgbm import LGBMClassifier
+
+    model = LGBMClassifier(verbose=-1, random_state=seed, n_jobs=1)
+    model.fit(X, y, categorical_feature=cats or "auto")
+    return model.predict_proba(H)[:, 1]
+
+
+def _hgb_model(X: np.ndarray, cats: list[int], seed: int) -> HistGradientBoostingClassifier:
+    native = [c for c in cats if np.nanmax(X[:, c], initial=0) < 255]
+    mask = np.zeros(X.shape[1], dtype=bool)
+    mask[native] = True
+    return HistGradientBoostingClassifier(categorical_features=mask, random_state=seed)
+
+
+def _hgb(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    return _hgb_model(X, cats, seed).fit(X, y).predict_proba(H)[:, 1]
+
+
+def _hgb_isotonic(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    model = CalibratedClassifierCV(_hgb_model(X, cats, seed), method="isotonic", cv=5)
+    return model.fit(X, y).predict_proba(H)[:, 1]
+
+
+def _logistic(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    numeric = [i for i in range(X.shape[1]) if i not in set(cats)]
+    encode = ColumnTransformer(
+        [
+            ("numbers", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "categories",
+                make_pipeline(
+                    SimpleImputer(strategy="constant", fill_value=-1.0),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                cats,
+            ),
+        ]
+    )
+    model = Pipeline([("encode", encode), ("classify", LogisticRegression(max_iter=2000))])
+    return model.fit(X, y).predict_proba(H)[:, 1]
+
+
+def _as_frame(X: np.ndarray, cats: list[int]) -> pd.DataFrame:
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    for c in cats:
+        frame[f"f{c}"] = frame[f"f{c}"].fillna(-1).astype(int).astype(str)
+    return frame
+
+
+def _catboost(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    from catboost import CatBoostClassifier
+
+    model = CatBoostClassifier(verbose=0, random_seed=seed, thread_count=1)
+    model.fit(_as_frame(X, cats), y, cat_features=[f"f{c}" for c in cats])
+    return model.predict_proba(_as_frame(H, cats))[:, 1]
+
+
+def _flaml(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, args: Any):
+    from flaml import AutoML
+
+    def frame(matrix: np.ndarray) -> pd.DataFrame:
+        out = _as_frame(matrix, cats)
+        for c in cats:
+            out[f"f{c}"] = out[f"f{c}"].astype("category")
+        return out
+
+    automl = AutoML()
+    automl.fit(
+        frame(X),
+        y,
+        task="classification",
+        metric="roc_auc",
+        time_budget=args.flaml_seconds,
+        seed=seed,
+        n_jobs=1,
+        verbose=0,
+    )
+    return automl.predict_proba(frame(H))[:, 1]
+
+
+PEER_FITS: dict[str, Peer] = {
+    "lightgbm": _lightgbm,
+    "hgb": _hgb,
+    "hgb_isotonic": _hgb_isotonic,
+    "logistic": _logistic,
+    "catboost": _catboost,
+    "flaml": _flaml,
+}
+
+
+# -- running ----------------------------------------------------------------------------------
+def _done() -> set[tuple[str, int, str]]:
+    if not RESULTS.exists():
+        return set()
+    table = pd.read_csv(RESULTS)
+    return set(zip(table.dataset, table.seed, table.model, strict=True))
+
+
+def _append(row: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(RESULTS, mode="a", header=not RESULTS.exists(), index=False)
+    shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+    print(shown, flush=True)
+
+
+def run(args: argparse.Namespace) -> None:
+    done = _done()
+    for name in args.datasets:
+        frame, base = DATASETS[name]()
+        for seed in args.seeds:
+            wanted = [p for p in args.peers if (name, seed, p) not in done]
+            if (name, seed, "leadml") in done and not wanted:
+                continue
+            config = TrainConfig(**{**vars(base), "seed": seed})  # type: ignore[arg-type]
+            started = time.perf_counter()
+            result: TrainResult = train_model(frame, config)
+            seconds = time.perf_counter() - started
+            common = {"dataset": name, "seed": seed, "n_leads": len(frame)}
+            if (name, seed, "leadml") not in done:
+                _append(
+                    {
+                        **common,
+                        "model": "leadml",
+                        **scores(result.holdout_y, result.holdout_proba),
+                        "fit_seconds": seconds,
+                        "detail": f"{result.model_kind}; {result.calibration_method}"
+                        + (
+                            f"; time features {'kept' if result.time_features.kept else 'dropped'}"
+                            if result.time_features
+                            else ""
+                        ),
+                    }
+                )
+            preparer = result.pipeline.named_steps["prepare"]
+            learn = _learn_rows(frame, result)
+            X = preparer.transform(learn)
+            y = _targets(learn, result)
+            H = preparer.transform(result.holdout)
+            cats = list(preparer.categorical_indices_)
+            for peer in wanted:
+                started = time.perf_counter()
+                with threadpool_limits(limits=1):  # every peer on one thread, as leadml
+                    proba = np.asarray(PEER_FITS[peer](X, y, H, cats, seed, args), dtype=float)
+                _append(
+                    {
+                        **common,
+                        "model": peer,
+                        **scores(result.holdout_y, proba),
+                        "fit_seconds": time.perf_counter() - started,
+                        "detail": "",
+                    }
+                )
+
+
+def _learn_rows(frame: pd.DataFrame, result: TrainResult) -> pd.DataFrame:
+    """leadml's non-holdout rows with an outcome, recovered by the same split it used."""
+    config = result.config
+    leads, _ = drop_open_leads(frame, config.target)
+    y, _ = target_vector(leads[config.target], config.positive)
+    split = split_leads(
+        leads,
+        y,
+        time_column=config.time_column,
+        holdout_share=config.holdout_share,
+        calibration_share=0.0,
+        seed=config.seed,
+    )
+    assert len(split.holdout) == len(result.holdout)
+    return leads.iloc[split.fit].reset_index(drop=True)
+
+
+def _targets(learn: pd.DataFrame, result: TrainResult) -> np.ndarray:
+    y, _ = target_vector(learn[result.config.target], result.positive_label)
+    return y
+
+
+# -- the table and the plot -------------------------------------------------------------------
+def report() -> None:
+    table = pd.read_csv(RESULTS)
+    summary = (
+        table.groupby(["dataset", "model"])[[*METRICS, "fit_seconds"]]
+        .agg(["mean", "std"])
+        .reset_index()
+    )
+    seeds = table.groupby(["dataset", "model"]).seed.nunique().reset_index(name="seeds")
+    lines = []
+    for dataset, part in summary.groupby("dataset", sort=False):
+        n_seeds = seeds[seeds.dataset == dataset].set_index("model").seeds
+        lines += [
+            f"### {dataset} ({int(table[table.dataset == dataset].n_leads.iloc[0]):,} leads)",
+            "",
+            "| model | seeds | ROC AUC | PR AUC | Brier | log loss | ECE | lift top 10 % |"
+            " conversions in top 30 % | fit s |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        order = ["leadml", *[p for p in PEERS if p in set(part.model)]]
+        for model in order:
+            row = part[part.model == model].iloc[0]
+
+            def cell(metric: str, digits: int = 3, row: Any = row) -> str:
+                mean, std = row[(metric, "mean")], row[(metric, "std")]
+                text = f"{mean:.{digits}f}"
+                return text + (f" ± {std:.{digits}f}" if np.isfinite(std) and std > 0 else "")
+
+            lines.append(
+                f"| {model} | {n_seeds[model]} | {cell('roc_auc')} | {cell('pr_auc')} |"
+                f" {cell('brier')} | {cell('log_loss')} | {cell('ece')} |"
+                f" {cell('lift_top_decile', 2)} | {cell('top30_share')} |"
+                f" {row[('fit_seconds', 'mean')]:.1f} |"
+            )
+        lines.append("")
+    TABLE.write_text("\n".join(lines))
+    print("\n".join(lines))
+    _plot(table)
+
+
+def _plot(table: pd.DataFrame) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(table.dataset))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4.2), squeeze=False)
+    for axis, dataset in zip(axes[0], datasets, strict=True):
+        part = table[table.dataset == dataset].groupby("model")[["roc_auc", "pr_auc", "ece"]].mean()
+        for model, row in part.iterrows():
+            leadml = model == "leadml"
+            axis.scatter(
+                row.roc_auc,
+                row.pr_auc,
+                s=60 + 2000 * row.ece,
+                color="crimson" if leadml else "steelblue",
+                alpha=0.8,
+                zorder=3 if leadml else 2,
+            )
+            axis.annotate(f"{model}", (row.roc_auc, row.pr_auc), fontsize=8, xytext=(4, 3),
+                          textcoords="offset points")  # fmt: skip
+        axis.set_title(f"{dataset}: holdout, mean over seeds\n(marker area grows with ECE)")
+        axis.set_xlabel("ROC AUC")
+        axis.set_ylabel("PR AUC")
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(PLOT, dpi=110)
+    print(f"wrote {PLOT}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--flaml-seconds", type=float, default=60.0)
+    parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument("--report", action="store_true", help="only rebuild table and plot")
+    args = parser.parse_args()
+    if args.fresh and RESULTS.exists():
+        RESULTS.unlink()
+    if not args.report:
+        run(args)
+    report()
+
+
+if __name__ == "__main__":
+    main()
