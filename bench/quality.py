@@ -158,7 +158,9 @@ def _as_frame(X: np.ndarray, cats: list[int]) -> pd.DataFrame:
 def _catboost(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
     from catboost import CatBoostClassifier
 
-    model = CatBoostClassifier(verbose=0, random_seed=seed, thread_count=1)
+    model = CatBoostClassifier(
+        verbose=0, random_seed=seed, thread_count=1, allow_writing_files=False
+    )
     model.fit(_as_frame(X, cats), y, cat_features=[f"f{c}" for c in cats])
     return model.predict_proba(_as_frame(H, cats))[:, 1]
 
@@ -272,6 +274,9 @@ def _learn_rows(frame: pd.DataFrame, result: TrainResult) -> pd.DataFrame:
         holdout_share=config.holdout_share,
         calibration_share=0.0,
         seed=config.seed,
+        time_reading=(
+            result.schema.column(config.time_column).date_reading if config.time_column else None
+        ),
     )
     assert len(split.holdout) == len(result.holdout)
     return leads.iloc[split.fit].reset_index(drop=True)
