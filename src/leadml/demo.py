@@ -51,8 +51,8 @@ Variants
 --------
 `VARIANTS` is one table of named variations of the export, each exercising one trap of real
 exports; `generate_leads(..., variants=("post-contact",))` applies them in the order given. The
-mechanism above never changes: a variant adds columns the outcome does not depend on, or changes
-how values are written.
+mechanism above never changes, except in ``time-shift``: a variant adds columns the outcome does
+not depend on, or changes how values are written.
 
 * ``post-contact``: two columns only known once sales has worked the lead, as in telemarketing and
   CRM exports. ``call_duration_sec`` is the length of the sales call, 0 for the leads sales never
@@ -61,6 +61,11 @@ how values are written.
   leads that convert run longer and need more follow-ups. The leakage guard must find both.
 * ``day-first``: ``created_at`` is written day first, ``DD-MM-YYYY HH:MM:SS``, as European CRMs
   export it, so that 01-02-2023 (1 February) sits next to 26-02-2023; the leads are the same.
+* ``time-shift``: the world changes on `SHIFT_DATE` (about two thirds into the 18 months): a new
+  webinar programme makes Webinar leads created from then on convert far better, their log-odds
+  raised by `SHIFT_WEBINAR_EFFECT`; their outcome is drawn again from the shifted odds (the
+  post-outcome columns keep the old draw, so they are a little less leaky for those leads). A
+  model that never learns from the recent leads cannot know it.
 
 Reproducibility
 ---------------
@@ -685,6 +690,22 @@ def _day_first(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
     return frame
 
 
+#: From this day Webinar leads convert far better (the ``time-shift`` variant).
+SHIFT_DATE = np.datetime64("2024-01-01")
+SHIFT_WEBINAR_EFFECT = 2.5
+
+
+def _time_shift(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
+    u = uniforms(1)[:, 0]
+    moments = pd.to_datetime(frame[TIME_COLUMN]).to_numpy(dtype="datetime64[s]")
+    shifted = (moments >= SHIFT_DATE) & (frame["lead_source"] == "Webinar").to_numpy()
+    chance = _sigmoid(true_log_odds(frame) + SHIFT_WEBINAR_EFFECT)
+    frame = frame.copy()
+    outcome = frame[TARGET].to_numpy()
+    frame[TARGET] = np.where(shifted, (u < chance).astype(outcome.dtype), outcome)
+    return frame
+
+
 VARIANTS: Mapping[str, DemoVariant] = {
     variant.name: variant
     for variant in (
@@ -703,6 +724,14 @@ VARIANTS: Mapping[str, DemoVariant] = {
             leaky_columns=(),
             salt=2,
             apply=_day_first,
+        ),
+        DemoVariant(
+            name="time-shift",
+            description="from 2024-01-01 Webinar leads convert far better (a changing world)",
+            added_columns=(),
+            leaky_columns=(),
+            salt=3,
+            apply=_time_shift,
         ),
     )
 }
