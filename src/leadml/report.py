@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from leadml.models import DESCRIPTIONS
-from leadml.schema import Role
 from leadml.train import TrainResult
 
 _METRIC_LABELS = {
@@ -49,7 +48,7 @@ def model_card(result: TrainResult, model_name: str) -> str:
         *(
             f"- Dates in `{c.name}` read {c.date_reading.value} ({c.date_reading_reason})"
             for c in schema.columns
-            if c.role is Role.DATETIME and c.date_reading is not None
+            if c.date_reading is not None  # the time column too, when only used to split
         ),
         "",
         "## What converts",

@@ -180,7 +180,8 @@ class TrainResult:
             "date_readings": {
                 spec.name: {"reading": spec.date_reading.value, "why": spec.date_reading_reason}
                 for spec in self.schema.columns
-                if spec.role is Role.DATETIME and spec.date_reading is not None
+                # The time column keeps its reading when its parts are not used as features.
+                if spec.date_reading is not None
             },
             "traits": [
                 {"field": t["field"], "share": round(t["share"], 4), "summary": t["summary"]}
