@@ -43,9 +43,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from leadml import demo
-from leadml.data import split_leads, target_vector
+from leadml.data import drop_open_leads, split_leads, target_vector
 from leadml.evaluate import holdout_metrics, ranked_outcomes
-from leadml.train import TrainConfig, TrainResult, drop_open_leads, train_model
+from leadml.train import TrainConfig, TrainResult, train_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "quality.csv"
