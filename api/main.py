@@ -41,6 +41,7 @@ from leadml.errors import DataError, LeadmlError
 from leadml.registry import source_fingerprint
 from leadml.settings import Settings
 from leadml.store import Store, StoreError
+from leadml.treeshap import compile_kernels
 
 log = logging.getLogger("leadml.api")
 
@@ -198,6 +199,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.reloader = reloader
     app.state.store = store
     ledger = _start_ledger(app, store) if settings.ledger else None
+    # Reasons' compiled TreeSHAP is built now, before any request, whatever model comes first:
+    # a reload (in a worker thread, beside the requests) then never compiles.
+    await anyio.to_thread.run_sync(compile_kernels)
     try:
         first = await anyio.to_thread.run_sync(load_serving_model, settings, book, policies)
     except Exception as error:

@@ -26,6 +26,7 @@ from leadml.explain import (
 from leadml.schema import ColumnSpec, Role
 from leadml.scoring import Scorer
 from leadml.train import TrainResult, train_model
+from leadml.treeshap import compile_kernels
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::PendingDeprecationWarning"),
@@ -395,3 +396,23 @@ def test_compiled_treeshap_is_lightgbms_treeshap(
         np.testing.assert_allclose(
             explainer._tree_contributions(X[row : row + 1]), expected[row : row + 1], atol=1e-9
         )
+
+
+def test_the_compiled_treeshap_never_compiles_after_its_start(
+    models_by_kind: dict[str, tuple[Scorer, TrainResult]],
+) -> None:
+    """The kernels are compiled for fixed argument types once (the API does it at start), so a
+    model loaded later, and leads in any array a caller hands over (read-only, a slice), are
+    explained by the same machine code: nothing is compiled on a request's path."""
+    contributions_kernel, tabulate_kernel = compile_kernels()
+    scorer, result = models_by_kind["lightgbm"]
+    X = scorer.preparer.transform(result.holdout)
+    explainer = Explainer.for_scorer(scorer)  # a model loaded after the start
+    read_only = X.copy()
+    read_only.setflags(write=False)
+    expected = explainer._booster.predict(X, pred_contrib=True)
+    np.testing.assert_allclose(explainer._tree_contributions(read_only), expected, atol=1e-9)
+    np.testing.assert_allclose(explainer._tree_contributions(X[3:4]), expected[3:4], atol=1e-9)
+    assert len(contributions_kernel.signatures) == len(tabulate_kernel.signatures) == 1
+    with pytest.raises(TypeError):  # other types are refused, not compiled
+        contributions_kernel(X.astype(np.float32), *[None] * 18)

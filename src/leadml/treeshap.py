@@ -45,15 +45,50 @@ CHUNK_ROWS = 2048
 
 
 @functools.cache
-def _compiled() -> tuple[Any, Any]:
-    """The compiled kernels (contributions, tabulate). numba is imported and the kernels built on
-    first use, not at import: scoring without reasons never pays for it. The machine code is
-    cached next to this module (like a .pyc), so later processes load it instead of compiling."""
-    # numba loads LLVM (about a second): deferred to the first explainer.
-    from numba import njit
+def compile_kernels() -> tuple[Any, Any]:
+    """The compiled kernels (contributions, tabulate), built once per process.
 
-    contributions = njit(cache=True, nogil=True)(_contributions)
-    tabulate = njit(cache=True, nogil=True)(_tabulate)
+    Call it where a pause is harmless (the API calls it at start, before it accepts requests;
+    `leadml score` on its first explainer): it imports numba (LLVM, about a second) and compiles
+    both kernels for the one set of argument types `TreeShap` passes (a few seconds of CPU, or a
+    fraction of a second when numba's cache next to this module, or in the user's cache folder
+    when the package folder is read-only, already holds them). With the types given up front
+    numba compiles here and never again: a later call with other types is refused instead of
+    compiled, so a model loaded while requests are served (an API reload) never pays for a
+    compilation. Inputs are typed read-only, which also accepts writable arrays."""
+    # numba loads LLVM: deferred to the first explainer, so scoring without reasons never pays.
+    from numba import njit, types
+
+    def array(dtype: Any, ndim: int, readonly: bool = True) -> Any:
+        return types.Array(dtype, ndim, "C", readonly=readonly)
+
+    f8, i4, i8, b1, i1 = types.float64, types.int32, types.int64, types.boolean, types.int8
+    contributions_signature = types.void(
+        array(f8, 2),  # leads
+        array(i4, 1),  # feature
+        array(f8, 1),  # threshold
+        array(b1, 1),  # categorical
+        array(b1, 1),  # default_left
+        array(i1, 1),  # missing
+        array(i8, 1),  # cat_start
+        array(i8, 1),  # cat_length
+        array(b1, 1),  # cat_bits
+        array(i4, 2),  # path_node
+        array(b1, 2),  # path_left
+        array(i1, 2),  # path_slot
+        array(i1, 1),  # path_length
+        array(i8, 1),  # leaf_width
+        array(i4, 2),  # slot_feature
+        array(f8, 1),  # table
+        array(i8, 1),  # table_start
+        f8,  # expected
+        array(f8, 2, readonly=False),  # out
+    )
+    tabulate_signature = types.void(
+        array(f8, 1), array(f8, 2), array(i8, 1), array(f8, 1, readonly=False), array(i8, 1)
+    )
+    contributions = njit([contributions_signature], cache=True, nogil=True)(_contributions)
+    tabulate = njit([tabulate_signature], cache=True, nogil=True)(_tabulate)
     return contributions, tabulate
 
 
@@ -260,7 +295,7 @@ class TreeShap:
         sizes = (1 << self._leaf_width) * self._leaf_width
         self._table_start = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
         self._table = np.zeros(int(sizes.sum()))
-        self._kernel, tabulate = _compiled()
+        self._kernel, tabulate = compile_kernels()
         tabulate(
             np.asarray(leaf_values, dtype=np.float64),
             zero_fractions,
