@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from leadml.models import DESCRIPTIONS
 from leadml.train import TrainResult
 
@@ -31,8 +33,7 @@ def model_card(result: TrainResult, model_name: str) -> str:
         "## Model",
         f"- {DESCRIPTIONS.get(result.model_kind, result.model_kind)}",
         f"- Selection: {result.selection_reason}",
-        f"- Calibration: {result.calibration_method}, on out-of-fold predictions for"
-        f" {result.split_sizes['calibrated_out_of_fold']:,} leads",
+        f"- Calibration: {result.calibration_method}, {_calibrated_on(result.split_sizes)}",
         *(
             [f"- Time features: {result.time_features.reason}"]
             if result.time_features is not None
@@ -88,3 +89,11 @@ def model_card(result: TrainResult, model_name: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _calibrated_on(split_sizes: Mapping[str, int]) -> str:
+    """What the calibrator learnt from: a training's out-of-fold predictions, or (a
+    recalibration, `leadml.retrain`) the recent outcomes it was refit on."""
+    if "calibrated_out_of_fold" in split_sizes:
+        return f"on out-of-fold predictions for {split_sizes['calibrated_out_of_fold']:,} leads"
+    return f"refit on {split_sizes.get('calibrate', 0):,} recent outcomes"
