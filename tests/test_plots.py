@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
+from leadml.monitor import below_line_conversion
 from leadml.plots import (
+    plot_below_line,
     plot_calibration,
     plot_cumulative_gains,
     plot_precision_recall,
@@ -82,3 +84,24 @@ def test_trait_importance_plot_puts_the_largest_share_on_top() -> None:
     bars = sorted(axes.patches, key=lambda bar: bar.get_y())  # type: ignore[attr-defined]
     assert [round(bar.get_width(), 6) for bar in bars] == [0.3, 0.5]
     assert [tick.get_text() for tick in axes.get_yticklabels()] == ["Visits", "Demo"]
+
+
+def test_below_line_plot_shows_the_estimate_its_interval_the_naive_rate_and_the_truth() -> None:
+    # 20 leads below the line, 4 explored (chance 0.2), 1 of them won: IPW 25 %, naive 5 %.
+    is_mql = np.r_[np.ones(5, bool), np.zeros(20, bool)]
+    explored = np.r_[np.zeros(5, bool), np.ones(4, bool), np.zeros(16, bool)]
+    chance = np.where(is_mql, 1.0, 0.2)
+    label = np.r_[np.ones(5), [1, 0, 0, 0], np.full(16, np.nan)]
+    estimate = below_line_conversion(is_mql, explored, chance, label)
+    figure = plot_below_line(estimate, truth=0.2)
+    heights = [round(bar.get_height(), 4) for bar in figure.axes[0].patches]
+    assert heights == [0.05, 0.25, 0.2]
+    [interval] = figure.axes[0].containers[-1:]
+    assert interval.get_label() == "90% interval"
+    figure.savefig(io.BytesIO(), format="png")
+
+    unobserved = below_line_conversion(is_mql, np.zeros(25, bool), chance, label)
+    blind = plot_below_line(unobserved)
+    assert [round(bar.get_height(), 4) for bar in blind.axes[0].patches] == [0.05]
+    assert "unobserved" in blind.axes[0].texts[0].get_text()
+    blind.savefig(io.BytesIO(), format="png")

@@ -47,9 +47,9 @@ from leadml.policy import (
 )
 from leadml.registry import load_bundle_from_mlflow, resolve_version, use_tracking
 from leadml.retrain import (
-    Champion,
     GateConfig,
     RetrainConfig,
+    champion_from_bundle,
     retrain_from_ledger,
     retraining_outcomes,
 )
@@ -1177,19 +1177,7 @@ def retrain(
             " first, and post their outcomes"
         )
     export = load_leads(data) if data else None
-    info = bundle.info
-    champion = Champion(
-        pipeline=bundle.pipeline,
-        schema=info.schema,
-        kind=info.kind,
-        version=info.version,
-        trained_at=info.trained_at,
-        holdout_roc_auc=float(info.metrics.get("roc_auc", float("nan"))),
-        policy_kind=active.kind,
-        policy_params=dict(active.params),
-        cutoff=active.cutoff,
-        bands=active.bands,
-    )
+    champion = champion_from_bundle(bundle, active)
     config = RetrainConfig(
         window_days=window_days,
         recalibrate_only=recalibrate_only,

@@ -1,5 +1,5 @@
-"""Every figure leadml draws: holdout curves (ROC, precision-recall, calibration, gains) and
-the MQL line's threshold chart.
+"""Every figure leadml draws: holdout curves (ROC, precision-recall, calibration, gains), the
+MQL line's threshold chart, and conversion below the line.
 
 matplotlib is imported here and nowhere else, so the scorer, the policy book and every API
 worker start without it (about 170 modules). Each function returns a `matplotlib.figure.Figure`
@@ -28,6 +28,7 @@ from leadml.evaluate import (
     ranked_outcomes,
     require_both_outcomes,
 )
+from leadml.monitor import BelowLineEstimate
 from leadml.threshold import threshold_table
 
 _FIGSIZE = (6.4, 4.8)
@@ -189,4 +190,54 @@ def plot_trait_importance(
     axes.set_xlabel("Share of the model's attention (mean absolute effect on the log-odds)")
     axes.set_title(title)
     axes.grid(axis="x", alpha=0.3)
+    return figure
+
+
+def plot_below_line(
+    estimate: BelowLineEstimate,
+    truth: float | None = None,
+    title: str = "Conversion below the MQL line",
+) -> Figure:
+    """What the leads below the line convert at: the exploration leads' inverse-propensity
+    estimate with its interval, beside what counting every unworked lead as lost would say, and
+    the truth when it is known (a simulation)."""
+    figure, axes = _new_axes()
+    bars: list[tuple[str, float, str]] = []
+    if estimate.naive_rate is not None:
+        bars.append(("unworked = lost", estimate.naive_rate, "#c44e52"))
+    ipw_at = len(bars)
+    if estimate.observed and estimate.rate is not None:
+        label = f"exploration leads\n(IPW, {estimate.n_labelled:,})"
+        bars.append((label, estimate.rate, "#4c72b0"))
+    if truth is not None:
+        bars.append(("truth\n(simulation)", truth, "#55a868"))
+    positions = np.arange(len(bars))
+    axes.bar(positions, [b[1] for b in bars], color=[b[2] for b in bars], width=0.6)
+    axes.set_xticks(positions, [b[0] for b in bars])
+    if estimate.observed and estimate.rate is not None:
+        assert estimate.low is not None and estimate.high is not None
+        axes.errorbar(
+            [ipw_at],
+            [estimate.rate],
+            yerr=[[estimate.rate - estimate.low], [estimate.high - estimate.rate]],
+            fmt="none",
+            color="black",
+            capsize=8,
+            label=f"{estimate.level:.0%} interval",
+        )
+        axes.legend(loc="upper left")
+    else:
+        axes.text(
+            0.5,
+            0.9,
+            "unobserved: no exploration lead has an outcome",
+            transform=axes.transAxes,
+            ha="center",
+        )
+    top = max([b[1] for b in bars] + [estimate.high or 0.0, 0.01])
+    axes.set_ylim(0.0, top * 1.3)
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.set_ylabel("Conversion rate of the leads below the line")
+    axes.grid(alpha=0.3, axis="y")
+    axes.set_title(title)
     return figure

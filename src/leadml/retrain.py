@@ -55,12 +55,14 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.pipeline import Pipeline
 
+from leadml.bundle import Bundle
 from leadml.errors import DataError
 from leadml.evaluate import gains_table, holdout_metrics
 from leadml.explain import trait_importance
 from leadml.leakage import LeakageReport
 from leadml.models import CANDIDATES, CandidateName, center_isotonic
 from leadml.monitor import BelowLineEstimate, below_line_conversion
+from leadml.policy import ActivePolicy
 from leadml.schema import LeadSchema
 from leadml.threshold import (
     CapacityPolicy,
@@ -1235,6 +1237,24 @@ class Champion:
     policy_params: Mapping[str, Any]
     cutoff: float
     bands: GradeBands
+
+
+def champion_from_bundle(bundle: Bundle, policy: ActivePolicy) -> Champion:
+    """The champion as retraining needs it: its model and schema from the bundle, the MQL policy
+    in force for it (kind, parameters, cut-off, grade bands)."""
+    info = bundle.info
+    return Champion(
+        pipeline=bundle.pipeline,
+        schema=info.schema,
+        kind=info.kind,
+        version=info.version,
+        trained_at=info.trained_at,
+        holdout_roc_auc=float(info.metrics.get("roc_auc", float("nan"))),
+        policy_kind=policy.kind,
+        policy_params=dict(policy.params),
+        cutoff=policy.cutoff,
+        bands=policy.bands,
+    )
 
 
 @dataclass(frozen=True)
