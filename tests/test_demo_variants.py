@@ -113,3 +113,20 @@ def test_bad_variants_are_refused(tmp_path: Path, variants: tuple[str, ...], mes
     with pytest.raises(DataError, match=message):
         write_demo_leads(tmp_path / "x.csv", 100, variants=variants)
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_landing_pages_are_many_rare_and_new_each_quarter(base: pd.DataFrame) -> None:
+    """landing-page: thousands of opaque page ids, each within one channel, most seen a few
+    times, new ones each quarter; the leads and their outcomes are the base stream's."""
+    leads = generate_leads(10_000, seed=4, variants=("landing-page",))
+    pd.testing.assert_frame_equal(leads.drop(columns="landing_page_id"), base)
+    pages = leads["landing_page_id"]
+    counts = pages.value_counts()
+    assert counts.size > 1500 and (counts < 5).mean() > 0.5  # many, mostly rare
+    assert pages.str.fullmatch(r"lp-[0-9a-f]{8}").all()
+    channel = leads["campaign"].fillna(leads["lead_source"])
+    assert (channel.groupby(pages).nunique() == 1).all()  # a page belongs to one channel
+    quarter = pd.to_datetime(leads[TIME_COLUMN]).dt.to_period("Q")
+    assert (quarter.groupby(pages).nunique() == 1).all()  # and is live for one quarter
+    day_first = generate_leads(10_000, seed=4, variants=("day-first", "landing-page"))
+    pd.testing.assert_series_equal(day_first["landing_page_id"], pages)

@@ -5,11 +5,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from conftest import demo_config
+from conftest import DEMO_ROWS, demo_config
 from leadml import demo
 from leadml.errors import DataError
 from leadml.schema import Role
-from leadml.train import CandidateScore, TrainResult, select_candidate, train_model
+from leadml.train import (
+    HIGH_CARDINALITY_VALUES,
+    CandidateScore,
+    TrainResult,
+    select_candidate,
+    train_model,
+)
 
 
 def permutation_drop(result: TrainResult, column: str, seed: int = 0) -> float:
@@ -207,3 +213,28 @@ def test_a_shifting_world_is_learnt_from_the_recent_leads() -> None:
     predicted = result.holdout_proba[in_holdout].mean()
     assert predicted > old_rate + 0.08, (predicted, old_rate, new_rate)
     assert result.split_sizes["fit"] == len(leads) - result.split_sizes["holdout"]
+
+
+def test_a_many_valued_column_is_a_feature_only_when_it_helps() -> None:
+    """landing-page demo: thousands of page ids that say nothing the channel does not; CV finds
+    no gain and the column is left out, with the reason in the report. A many-valued column that
+    carries the strongest trait (job level written with a title suffix) is kept."""
+    leads = demo.generate_leads(DEMO_ROWS, seed=3, variants=("landing-page",))
+    assert leads["landing_page_id"].nunique() > 1000
+    result = train_model(leads, demo_config(candidates=("lightgbm",)))
+    [decision] = result.column_decisions
+    assert decision.column == "landing_page_id" and decision.distinct_values > 1000
+    assert not decision.kept, decision.reason
+    assert "landing_page_id" not in result.schema.feature_names
+    excluded = {c["column"]: c["detail"] for c in result.report()["columns_excluded"]}
+    assert excluded["landing_page_id"] == decision.reason
+    assert result.report()["column_decisions"][0]["kept"] is False
+
+    titles = leads.drop(columns="landing_page_id")
+    suffix = np.random.default_rng(0).integers(0, 20, len(titles)).astype(str)
+    titles["job_title"] = titles["job_level"].fillna("none").str.cat(suffix, sep=" #")
+    assert titles["job_title"].nunique() > HIGH_CARDINALITY_VALUES
+    kept = train_model(titles, demo_config(candidates=("lightgbm",), exclude=("job_level",)))
+    [decision] = kept.column_decisions
+    assert decision.column == "job_title" and decision.kept, decision.reason
+    assert "job_title" in kept.schema.feature_names

@@ -66,6 +66,13 @@ not depend on, or changes how values are written.
   raised by `SHIFT_WEBINAR_EFFECT`; their outcome is drawn again from the shifted odds (the
   post-outcome columns keep the old draw, so they are a little less leaky for those leads). A
   model that never learns from the recent leads cannot know it.
+* ``landing-page``: ``landing_page_id``, the page the lead signed up on, an opaque id
+  (``lp-3f2a9c01``). Each channel (the campaign, or the lead source for leads without one) has
+  `PAGES_PER_CHANNEL_QUARTER` pages a quarter, new ones every quarter, a few popular and most
+  rare (Zipf); 20,000 leads land on a few thousand pages, most of them seen a handful of times,
+  and a time-split holdout largely on pages training never saw. The outcome does not depend on the page
+  beyond its channel: a model has nothing to learn from it that the campaign and the source do
+  not already say, and much to overfit.
 
 Reproducibility
 ---------------
@@ -706,6 +713,39 @@ def _time_shift(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
     return frame
 
 
+#: Pages per channel (campaign, or lead source without one) and quarter: new pages each quarter.
+PAGES_PER_CHANNEL_QUARTER = 100
+#: Zipf exponent of a page's share of its channel's leads: a few pages take most of them.
+PAGE_POPULARITY_EXPONENT = 1.1
+
+
+def _moments(created_at: pd.Series) -> np.ndarray:
+    """`created_at` as datetimes, whichever variant wrote it (ISO, or day first)."""
+    iso = pd.to_datetime(created_at, format="ISO8601", errors="coerce")
+    day_first = pd.to_datetime(created_at, format=DAY_FIRST_FORMAT, errors="coerce")
+    return iso.fillna(day_first).to_numpy(dtype="datetime64[s]")
+
+
+def _landing_page(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
+    u = uniforms(1)[:, 0]
+    channel = frame["campaign"].fillna(frame["lead_source"]).to_numpy(dtype=str)
+    _, channel_code = np.unique(channel, return_inverse=True)
+    quarter = _moments(frame[TIME_COLUMN]).astype("datetime64[M]").astype(np.int64) // 3
+    weights = 1.0 / np.arange(1, PAGES_PER_CHANNEL_QUARTER + 1) ** PAGE_POPULARITY_EXPONENT
+    rank = np.searchsorted(np.cumsum(weights) / weights.sum(), u, side="right")
+    rank = np.minimum(rank, PAGES_PER_CHANNEL_QUARTER - 1)
+    page = (channel_code * 10_000 + quarter % 10_000) * PAGES_PER_CHANNEL_QUARTER + rank
+    # An opaque id, as CMSs write them: the number scrambled (a bijection mod a prime).
+    opaque = (page * 2_654_435_761) % 4_294_967_291
+    frame = frame.copy()
+    frame.insert(
+        len(frame.columns) - 1,
+        "landing_page_id",
+        pd.Series(np.char.add("lp-", np.char.zfill(np.char.mod("%x", opaque), 8))),
+    )
+    return frame
+
+
 VARIANTS: Mapping[str, DemoVariant] = {
     variant.name: variant
     for variant in (
@@ -732,6 +772,14 @@ VARIANTS: Mapping[str, DemoVariant] = {
             leaky_columns=(),
             salt=3,
             apply=_time_shift,
+        ),
+        DemoVariant(
+            name="landing-page",
+            description="adds the landing page's id: thousands of pages, new ones every quarter",
+            added_columns=(("landing_page_id", "string"),),
+            leaky_columns=(),
+            salt=4,
+            apply=_landing_page,
         ),
     )
 }

@@ -39,6 +39,7 @@ def model_card(result: TrainResult, model_name: str) -> str:
             if result.time_features is not None
             else []
         ),
+        *(f"- Many-valued column: {decision.reason}" for decision in result.column_decisions),
         f"- Trained at {result.trained_at} in {result.seconds:.1f} s",
         "",
         "## Data",

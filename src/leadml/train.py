@@ -52,9 +52,11 @@ from leadml.schema import (
     DEFAULT_PLACEHOLDERS,
     LeadSchema,
     Role,
+    blank_placeholders,
     decide_date_reading,
     decide_date_readings,
     infer_schema,
+    normalise_placeholders,
 )
 
 #: Isotonic calibration needs many examples of both outcomes; below this, Platt's sigmoid.
@@ -69,6 +71,15 @@ EARLY_STOPPING_ROUNDS = 50
 #: The time column's parts (weekday, hour, month) stay features only if they raise time-ordered
 #: CV PR AUC by at least this much: a month the model barely saw has to be extrapolated.
 TIME_FEATURES_MIN_GAIN = 0.002
+#: A text column with more distinct values than this among the leads learnt from (a landing-page
+#: id, a referrer URL, a sales rep) is a feature only when cross-validation says it helps: most of
+#: its values are rare, so a model can fit noise in them, and new values keep arriving.
+HIGH_CARDINALITY_VALUES = 50
+#: Such a column stays only if it lowers the out-of-fold log loss by more than this many
+#: standard errors of the per-lead difference (a paired, one-sided test on the same leads):
+#: a noise column wins half of all plain comparisons, and fold-to-fold PR AUC noise is larger
+#: than any fixed small margin on a few thousand leads.
+HIGH_CARDINALITY_MIN_Z = 2.0
 #: Probability quantiles kept with the model to place a new lead in the training distribution.
 N_REFERENCE_QUANTILES = 1001
 
@@ -134,6 +145,21 @@ class TimeFeatureDecision:
     reason: str
 
 
+@dataclass(frozen=True)
+class ColumnDecision:
+    """Whether a high-cardinality text column is a feature, and why."""
+
+    column: str
+    distinct_values: int
+    kept: bool
+    pr_auc_with: float
+    pr_auc_without: float
+    #: Mean out-of-fold log-loss reduction a lead with the column, and in standard errors.
+    log_loss_gain: float
+    z: float
+    reason: str
+
+
 @dataclass
 class TrainResult:
     """What one training produced; everything needed to log, register and score."""
@@ -159,6 +185,8 @@ class TrainResult:
     split_by_time: bool
     #: Set when a time column was given and could be a feature (see `time_feature_decision`).
     time_features: TimeFeatureDecision | None = None
+    #: One per high-cardinality text column (see `HIGH_CARDINALITY_VALUES`).
+    column_decisions: tuple[ColumnDecision, ...] = ()
     trained_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     seconds: float = 0.0
 
@@ -176,6 +204,7 @@ class TrainResult:
             "cv": [vars(score) for score in self.selection],
             "split": {"by_time": self.split_by_time, **self.split_sizes},
             "time_features": None if self.time_features is None else vars(self.time_features),
+            "column_decisions": [vars(decision) for decision in self.column_decisions],
             "columns_used": self.schema.feature_names,
             "date_readings": {
                 spec.name: {"reading": spec.date_reading.value, "why": spec.date_reading_reason}
@@ -260,6 +289,8 @@ class CandidateFolds:
     output: np.ndarray
     tested: np.ndarray
     n_estimators: int | None
+    #: The fold models' own P(converted) on the tested rows (aligned with `tested`).
+    proba: np.ndarray
 
 
 def _lightgbm_folds(
@@ -360,7 +391,7 @@ def cross_validate_candidates(
             fit_seconds=time.perf_counter() - started,
             n_estimators=n_trees,
         )
-        results.append(CandidateFolds(score, output, tested, n_trees))
+        results.append(CandidateFolds(score, output, tested, n_trees, proba))
     return results
 
 
@@ -411,6 +442,79 @@ def time_feature_decision(
         f" ({'a gain of at least' if kept else 'less than'} {TIME_FEATURES_MIN_GAIN} needed)"
     )
     return TimeFeatureDecision(column, kept, with_time.pr_auc, without_time.pr_auc, reason)
+
+
+def high_cardinality_columns(
+    schema: LeadSchema, frame: pd.DataFrame, keep: Sequence[str] = ()
+) -> list[tuple[str, int]]:
+    """(column, distinct values) of the text features with more than `HIGH_CARDINALITY_VALUES`
+    distinct values in `frame`, most distinct first; columns the user keeps are not questioned."""
+    placeholders = normalise_placeholders(schema.placeholders)
+    found = []
+    for spec in schema.features:
+        if spec.role is not Role.CATEGORICAL or spec.name in keep:
+            continue
+        distinct = int(blank_placeholders(frame[spec.name], placeholders).nunique())
+        if distinct > HIGH_CARDINALITY_VALUES:
+            found.append((spec.name, distinct))
+    return sorted(found, key=lambda pair: -pair[1])
+
+
+def without_column(schema: LeadSchema, column: str, reason: str) -> LeadSchema:
+    return schema.with_roles({column: (Role.EXCLUDED, reason, {})})
+
+
+def paired_log_loss_gain(
+    y: np.ndarray, with_it: np.ndarray, without_it: np.ndarray, w: np.ndarray | None = None
+) -> tuple[float, float]:
+    """Mean per-lead log-loss reduction of `with_it` over `without_it` (probabilities for the
+    same leads) and its standard error; weighted when `w` is given."""
+
+    def per_lead(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    gain = per_lead(without_it) - per_lead(with_it)
+    weights = np.ones_like(gain) if w is None else np.asarray(w, dtype=float)
+    mean = float(np.average(gain, weights=weights))
+    variance = float(np.average((gain - mean) ** 2, weights=weights))
+    n_effective = weights.sum() ** 2 / (weights**2).sum()
+    return mean, float(np.sqrt(variance / n_effective))
+
+
+def column_decision(
+    column: str,
+    distinct: int,
+    y_tested: np.ndarray,
+    with_it: CandidateFolds,
+    without_it: CandidateFolds,
+    ordered: bool,
+    w_tested: np.ndarray | None = None,
+) -> ColumnDecision:
+    """Keep a high-cardinality column only when it lowers out-of-fold log loss by more than
+    `HIGH_CARDINALITY_MIN_Z` standard errors (both CVs test the same leads in the same order)."""
+    if not np.array_equal(with_it.tested, without_it.tested):
+        raise ValueError("the two cross-validations tested different leads")
+    gain, error = paired_log_loss_gain(y_tested, with_it.proba, without_it.proba, w_tested)
+    z = gain / error if error > 0 else 0.0
+    kept = z > HIGH_CARDINALITY_MIN_Z
+    reason = (
+        f"{column!r} ({distinct:,} distinct values) {'kept' if kept else 'not used'}:"
+        f" with it the {'time-ordered ' if ordered else ''}CV log loss is lower by {gain:.4f}"
+        f" a lead, {z:.1f} standard errors ({'more' if kept else 'not more'} than"
+        f" {HIGH_CARDINALITY_MIN_Z:g} needed); CV PR AUC {with_it.score.pr_auc:.3f} with it,"
+        f" {without_it.score.pr_auc:.3f} without"
+    )
+    return ColumnDecision(
+        column,
+        distinct,
+        kept,
+        with_it.score.pr_auc,
+        without_it.score.pr_auc,
+        round(gain, 6),
+        round(z, 3),
+        reason,
+    )
 
 
 def calibration_method(y_calibrate: np.ndarray) -> str:
@@ -574,21 +678,27 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     progress(reason)
     chosen_folds = next(f for f in folds if f.score.name == chosen)
 
-    time_features = None
-    if time_order is not None and _time_is_a_feature(schema):
-        without = _without_time_features(schema)
-        preparer_without = LeadPreparer(without).fit()
-        X_without = preparer_without.transform(learn_frame)
-        folds_without = cross_validate_candidates(
-            X_without[cv_rows],
+    def cross_validate_chosen(
+        candidate_schema: LeadSchema,
+    ) -> tuple[LeadPreparer, np.ndarray, CandidateFolds]:
+        candidate_preparer = LeadPreparer(candidate_schema).fit()
+        X_candidate = candidate_preparer.transform(learn_frame)
+        [candidate_folds] = cross_validate_candidates(
+            X_candidate[cv_rows],
             y_learn[cv_rows],
-            preparer_without,
+            candidate_preparer,
             (chosen,),  # type: ignore[arg-type]
             folds=config.cv_folds,
             seed=config.seed,
             time_order=time_order,
             sample_weight=w_cv,
-        )[0]
+        )
+        return candidate_preparer, X_candidate, candidate_folds
+
+    time_features = None
+    if time_order is not None and _time_is_a_feature(schema):
+        without = _without_time_features(schema)
+        preparer_without, X_without, folds_without = cross_validate_chosen(without)
         time_features = time_feature_decision(
             str(config.time_column), chosen_folds.score, folds_without.score
         )
@@ -600,6 +710,29 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
                 X_without,
                 folds_without,
             )
+
+    decisions = []
+    for column, distinct in high_cardinality_columns(schema, learn_frame, config.keep):
+        if len(schema.features) == 1:
+            break  # the last feature stays, whatever it is
+        without = without_column(schema, column, "")
+        preparer_without, X_without, folds_without = cross_validate_chosen(without)
+        y_tested = y_learn[cv_rows][chosen_folds.tested]
+        w_tested = None if w_cv is None else w_cv[chosen_folds.tested]
+        decision = column_decision(
+            column,
+            distinct,
+            y_tested,
+            chosen_folds,
+            folds_without,
+            time_order is not None,
+            w_tested,
+        )
+        decisions.append(decision)
+        progress(decision.reason)
+        if not decision.kept:
+            schema = without_column(schema, column, decision.reason)
+            preparer, X_learn, chosen_folds = preparer_without, X_without, folds_without
 
     head = fit_head(
         make_head(
@@ -659,6 +792,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             "holdout": len(split.holdout),
         },
         time_features=time_features,
+        column_decisions=tuple(decisions),
         split_by_time=split.by_time,
         seconds=time.perf_counter() - started,
     )
