@@ -2,6 +2,10 @@
 
 Usage:
     .venv/bin/python bench/spark_vs_pandas.py --rows 1000000 10000000 [--engines pandas spark udf]
+        [--ledger]
+
+Scoring alone by default (`--no-ledger`); `--ledger` records every score in the ledger on both
+engines, as `leadml score` does by default.
 
 Works in bench/.work/ (shared with score_large_file.py): writes the demo leads once (Parquet,
 chunked), trains and exports a model on 20,000 other demo leads once, then for each size runs
@@ -116,8 +120,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 10_000_000])
     parser.add_argument("--engines", nargs="+", default=["pandas", "spark", "udf"])
+    parser.add_argument(
+        "--ledger",
+        action="store_true",
+        help="record every score in the ledger (SQLite in bench/.work) on both engines",
+    )
     args = parser.parse_args()
-    model = ["--model", "models/lead-scoring"]
+    model = ["--model", "models/lead-scoring", "--ledger" if args.ledger else "--no-ledger"]
     print(f"{os.cpu_count()} cores; load average at start {os.getloadavg()[0]:.1f}", flush=True)
     for rows in args.rows:
         big = prepare(rows)
@@ -140,9 +149,14 @@ def main() -> None:
                 f" peak RSS {peak:,.0f} MiB (load average {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
+        # After every engine ran, whatever the order they were asked in.
+        for engine in args.engines:
             if engine != "pandas" and (WORK / outputs["pandas"]).exists():
-                difference = compare(outputs["pandas"], output)
-                print(f"  largest difference to the pandas path: {difference:.3g}", flush=True)
+                difference = compare(outputs["pandas"], outputs[engine])
+                print(
+                    f"  {engine}: largest difference to the pandas path: {difference:.3g}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
