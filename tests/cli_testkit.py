@@ -9,10 +9,18 @@ from leadml.cli import main
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """Exit code and stderr of `leadml ARGV`."""
+    code, _, err = run_cli_streams(argv, capsys)
+    return code, err
+
+
+def run_cli_streams(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit code, stdout (the results) and stderr (progress and errors) of `leadml ARGV`."""
+    capsys.readouterr()
     with pytest.raises(SystemExit) as exit_:
         main(argv)
         raise SystemExit(0)
-    return int(exit_.value.code or 0), capsys.readouterr().err
+    captured = capsys.readouterr()
+    return int(exit_.value.code or 0), captured.out, captured.err
 
 
 def flat(text: str) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_testkit import assert_one_line_error, flat, run_cli
+from cli_testkit import assert_one_line_error, flat, run_cli, run_cli_streams
 
 from leadml.demo import columns_of
 
@@ -16,9 +16,11 @@ def test_demo_data_writes_the_variants_asked_for(
 ) -> None:
     target = tmp_path / "leads.csv"
     argv = ["demo-data", "-o", str(target), "--rows", "200"]
-    code, err = run_cli([*argv, "--variant", "post-contact", "--variant", "day-first"], capsys)
+    code, out, err = run_cli_streams(
+        [*argv, "--variant", "post-contact", "--variant", "day-first"], capsys
+    )
     assert code == 0, err
-    assert "(post-contact, day-first)" in flat(err)
+    assert "(post-contact, day-first)" in flat(out)
     back = pd.read_csv(target)
     assert list(back.columns) == list(columns_of(("post-contact", "day-first")))
     assert back["created_at"].str.fullmatch(r"\d{2}-\d{2}-\d{4} \d{2}:\d{2}:\d{2}").all()

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_testkit import assert_one_line_error, flat, run_cli
+from cli_testkit import assert_one_line_error, flat, run_cli, run_cli_streams
 
 from conftest import TrainedModel
 from leadml import demo
@@ -47,12 +47,13 @@ def test_score_import_monitor(
     model = str(trained.export_dir)
     common = ["--model", model, "--database-url", db]
 
-    code, err = run_cli(
+    code, out, err = run_cli_streams(
         ["score", str(tmp_path / "leads.csv"), "-o", str(tmp_path / "ranked.csv"),
          "--crm-csv", str(tmp_path / "crm.csv"), *common], capsys,
     )  # fmt: skip
     assert code == 0, err
-    assert f"{ROWS:,} scores recorded in the ledger" in flat(err)
+    assert f"{ROWS:,} scores recorded in the ledger" in flat(out)
+    assert "creating a new app database" in flat(err)
     ranked = pd.read_csv(tmp_path / "ranked.csv", dtype={"lead_id": str})
     ranked["is_mql"] = ranked["is_mql"].map({"yes": True, "no": False})
     crm = pd.read_csv(tmp_path / "crm.csv", dtype={"lead_id": str})
@@ -63,11 +64,11 @@ def test_score_import_monitor(
     assert crm.loc[crm["is_mql"], "top_reasons"].str.contains("raises the chance").all()
     assert (crm["model_version"].astype(str) == trained.version).all()
 
-    code, err = run_cli(
+    code, out, err = run_cli_streams(
         ["score", str(tmp_path / "leads.csv"), "-o", str(tmp_path / "again.csv"), "--no-ledger",
          *common], capsys,
     )  # fmt: skip
-    assert code == 0 and "ledger off" in err
+    assert code == 0 and "ledger off" in out
     store = Store.from_url(db)
     ledger = store.ledger_frame()
     assert len(ledger) == ROWS and set(ledger["source"]) == {"cli"}
@@ -77,20 +78,20 @@ def test_score_import_monitor(
     truth.index = truth.index.astype(str)
     export = crm_export(ranked, truth, seed=21)
     export.to_csv(tmp_path / "export.csv", index=False)
-    code, err = run_cli(["outcomes", "import", str(tmp_path / "export.csv"),
-                         "--database-url", db], capsys)  # fmt: skip
+    code, out, err = run_cli_streams(["outcomes", "import", str(tmp_path / "export.csv"),
+                                      "--database-url", db], capsys)  # fmt: skip
     assert code == 0, err
-    assert f"{len(export):,} stored, 0 already there; 0 lead ids" in flat(err)
-    code, err = run_cli(["outcomes", "import", str(tmp_path / "export.csv"),
-                         "--database-url", db], capsys)  # fmt: skip
-    assert f"0 stored, {len(export):,} already there" in flat(err)
+    assert f"{len(export):,} stored, 0 already there; 0 lead ids" in flat(out)
+    code, out, err = run_cli_streams(["outcomes", "import", str(tmp_path / "export.csv"),
+                                      "--database-url", db], capsys)  # fmt: skip
+    assert f"0 stored, {len(export):,} already there" in flat(out)
     events = store.outcome_events_frame()
     assert set(events["reason"].dropna()) == {"bad fit"}
     assert events.loc[events["event"] == "lost", "deal_value"].isna().all()
 
-    code, err = run_cli(["monitor", *common], capsys)
+    code, out, err = run_cli_streams(["monitor", *common], capsys)
     assert code == 0, err
-    assert "healthy:" in flat(err)
+    assert "healthy:" in flat(out)
 
     # Sales stops converting the top channel's MQLs: the next quarter is a different store.
     channel = leads.loc[leads[demo.ID_COLUMN].astype(str).isin(
@@ -104,9 +105,11 @@ def test_score_import_monitor(
     crm_export(ranked, truth & ~dead, seed=21).to_csv(tmp_path / "shifted.csv", index=False)
     assert run_cli(["outcomes", "import", str(tmp_path / "shifted.csv"),
                     "--database-url", shifted_db], capsys)[0] == 0  # fmt: skip
-    code, err = run_cli(["monitor", *shifted, "--report-json", str(tmp_path / "m.json")], capsys)
+    code, out, err = run_cli_streams(
+        ["monitor", *shifted, "--report-json", str(tmp_path / "m.json")], capsys
+    )
     assert code == ExitCode.MONITOR_ACT == 4
-    assert "act: MQLs under the default MQL policy" in flat(err)
+    assert "act: MQLs under the default MQL policy" in flat(out)
     assert (tmp_path / "m.json").exists()
     store.close()
 
@@ -124,9 +127,10 @@ def test_outcome_import_errors_are_one_line(
     code, err = run_cli(["outcomes", "import", str(tmp_path / "x.csv"), "--lead-id-column", "lead",
                          "--database-url", db], capsys)  # fmt: skip
     assert_one_line_error(code, err, "row 1", "'Negotiation'", "--event-value")
-    code, err = run_cli(["outcomes", "import", str(tmp_path / "x.csv"), "--lead-id-column", "lead",
-                         "--event-value", "Negotiation=sql_accepted", "--database-url", db],
-                        capsys)  # fmt: skip
-    assert code == 0 and "1 stored" in flat(err) and "1 lead ids the ledger has never" in flat(err)
+    code, out, err = run_cli_streams(["outcomes", "import", str(tmp_path / "x.csv"),
+                                      "--lead-id-column", "lead",
+                                      "--event-value", "Negotiation=sql_accepted",
+                                      "--database-url", db], capsys)  # fmt: skip
+    assert code == 0 and "1 stored" in flat(out) and "1 lead ids the ledger has never" in flat(out)
     code, err = run_cli(["monitor", "--target", "converted"], capsys)
     assert_one_line_error(code, err, "--target goes with --data")

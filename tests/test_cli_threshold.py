@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_testkit import assert_one_line_error, flat, run_cli
+from cli_testkit import assert_one_line_error, flat, run_cli, run_cli_streams
 
 from conftest import TrainedModel
 from leadml.store import Store
@@ -22,12 +22,13 @@ def test_capacity_prints_the_table_intervals_grades_and_sentence(
     capsys: pytest.CaptureFixture[str], trained: TrainedModel
 ) -> None:
     argv = ["threshold", "--policy", "capacity", "--per-week", "200", "--leads-per-week", "1500"]
-    code, err = run_cli([*argv, "--model", str(trained.export_dir)], capsys)
+    code, out, err = run_cli_streams([*argv, "--model", str(trained.export_dir)], capsys)
     assert code == 0, err
+    assert not err.strip()  # the results are on stdout, so `leadml threshold ... > file` keeps them
     y, p = trained.result.holdout_y, trained.result.holdout_proba
     expected = resolve_policy(CapacityPolicy(per_week=200, leads_per_week=1500), y, p)
-    text = flat(err)
-    chosen = [line for line in err.splitlines() if line.startswith("│ > ")]
+    text = flat(out)
+    chosen = [line for line in out.splitlines() if line.startswith("│ > ")]
     assert len(chosen) == 1 and f"{expected.cutoff:.4f}" in chosen[0]  # the chosen row is marked
     assert f"at the cut-off {expected.cutoff:.4f}" in text
     low, high = expected.intervals["recall"]
@@ -53,29 +54,29 @@ def test_the_champion_is_the_default_model(
         "--model-name",
         trained.model_name,
     ]
-    code, err = run_cli(argv, capsys)  # no models/ folder here: the registry's champion
+    code, out, err = run_cli_streams(argv, capsys)  # no models/ here: the registry's champion
     assert code == 0, err
     y, p = trained.result.holdout_y, trained.result.holdout_proba
     expected = resolve_policy(MinPrecisionPolicy(min_precision=0.6), y, p)
-    assert f"{trained.model_name} v{trained.version}" in err
-    assert flat(expected.sentence) in flat(err)
+    assert f"{trained.model_name} v{trained.version}" in out
+    assert flat(expected.sentence) in flat(out)
 
 
 def test_apply_stores_a_new_version_each_time(
     capsys: pytest.CaptureFixture[str], trained: TrainedModel, store_url: str
 ) -> None:
     base = ["threshold", "--model", str(trained.export_dir), "--database-url", store_url]
-    code, err = run_cli(
+    code, out, err = run_cli_streams(
         [*base, "--policy", "fixed", "--cutoff", "0.5", "--apply", "--set-by", "ana"], capsys
     )
     assert code == 0, err
-    assert "stored as MQL policy version 1" in flat(err)
-    code, err = run_cli(
+    assert "stored as MQL policy version 1" in flat(out)
+    code, out, err = run_cli_streams(
         [*base, "--policy", "min_recall", "--min-recall", "0.8", "--apply", "--reason", "more"],
         capsys,
     )
     assert code == 0, err
-    assert "stored as MQL policy version 2" in flat(err)
+    assert "stored as MQL policy version 2" in flat(out)
     store = Store.from_url(store_url)
     try:
         history = store.policy_history(trained.model_name)

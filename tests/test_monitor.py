@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_testkit import assert_one_line_error, flat, run_cli
+from cli_testkit import assert_one_line_error, flat, run_cli, run_cli_streams
 
 from conftest import TrainedModel
 from leadml import demo
@@ -201,10 +201,10 @@ def test_cli_prints_the_sections_and_verdict_and_writes_json(
     frame.to_csv(path, index=False)
     report_path = tmp_path / "monitor.json"
     argv = [*cli_args(trained, tmp_path, path), "--positive", "1", "--report-json"]
-    code, err = run_cli([*argv, str(report_path)], capsys)
+    code, out, err = run_cli_streams([*argv, str(report_path)], capsys)
     assert code == 0, err
     report = json.loads(report_path.read_text())
-    text = flat(err)
+    text = flat(out)
     assert "1,450 leads with an outcome" in text and "50 open leads left out" in text
     for title in ("realised vs expected by grade", "calibration and ranking", "score drift"):
         assert title in text

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import typer.main
-from cli_testkit import flat, run_cli
+from cli_testkit import flat, run_cli_streams
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
@@ -75,9 +75,9 @@ def test_the_cli_passes_every_option_of_the_kind(
     argv = ["threshold", "--policy", kind, "--model", str(trained.export_dir)]
     for name, value in _example(kind).items():
         argv += [f"--{name.replace('_', '-')}", str(value)]
-    code, err = run_cli(argv, capsys)
+    code, out, err = run_cli_streams(argv, capsys)
     assert code == 0, err
-    assert f"{kind} policy" in flat(err)
+    assert f"{kind} policy" in flat(out)
 
 
 def test_the_api_has_a_request_body_for_every_kind() -> None:

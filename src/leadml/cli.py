@@ -1,6 +1,9 @@
 """The `leadml` command: parses options, calls the library, prints.
 
-Errors a user can fix are one line on stderr and exit code 2, never a traceback.
+Errors a user can fix are one line on stderr and exit code 2, never a traceback; anything else
+is one line and exit code 1 (LEADML_DEBUG=1 shows the traceback). Progress goes to stderr,
+results (tables, sentences, the files written) to stdout, so `leadml threshold ... > out.txt`
+keeps them. Options and settings that name files are checked before the work starts.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import importlib
 import json
 import logging
 import os
+import socket
 import sys
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -22,15 +27,22 @@ import numpy as np
 import pandas as pd
 import typer
 import uvicorn
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from typer.exceptions import TyperException
 
 from leadml.batch import DEFAULT_CHUNK_ROWS, for_people, score_file
-from leadml.data import check_output_path, load_leads, outcome_leads, write_leads
+from leadml.data import (
+    check_output_path,
+    load_leads,
+    outcome_leads,
+    readable_file,
+    write_leads,
+)
 from leadml.demo import check_variants, write_demo_leads
-from leadml.errors import DataError, ExitCode, LeadmlError
+from leadml.errors import DataError, ExitCode, LeadmlError, ModelError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
 from leadml.monitor import ACT, MIN_LEADS, ContractReport, MonitorReport, monitor_outcomes
@@ -45,7 +57,11 @@ from leadml.policy import (
     policy_from_options,
     preview_policy,
 )
-from leadml.registry import load_bundle_from_mlflow, resolve_version, use_tracking
+from leadml.registry import (
+    is_mlflow_uri,
+    load_bundle_from_mlflow,
+    open_tracking_store,
+)
 from leadml.retrain import (
     GateConfig,
     RetrainConfig,
@@ -55,7 +71,14 @@ from leadml.retrain import (
 )
 from leadml.schema import DATE_ORDERS, DEFAULT_PLACEHOLDERS
 from leadml.scoring import Scorer, crm_import_frame
-from leadml.settings import Settings
+from leadml.settings import (
+    TRACKING_SETTING,
+    Settings,
+    bound_mlflow_http_waits,
+    check_local_store,
+    describe_settings_error,
+    load_settings,
+)
 from leadml.spark import require_spark, score_with_spark
 from leadml.spreadsheet import write_csv
 from leadml.store import OutcomeEventIn, ScoredLeadIn, Store
@@ -69,7 +92,7 @@ from leadml.tracking import (
 )
 from leadml.tracking import promote as promote_model
 from leadml.tracking import rollback as rollback_champion
-from leadml.train import TrainConfig, train_model
+from leadml.train import TrainConfig, check_training_input, train_model
 
 app = typer.Typer(
     name="leadml",
@@ -79,15 +102,43 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+#: Progress and warnings while working.
 console = Console(stderr=True, highlight=False)
-EXIT_USAGE = 2
+#: Results: what the command found or did.
+out = Console(highlight=False)
+DEBUG_VARIABLE = "LEADML_DEBUG"
+DATABASE_SETTING = "the app database URL (--database-url or LEADML_DATABASE_URL)"
 
 
 def _settings(tracking_uri: str | None = None) -> Settings:
-    settings = Settings()
+    settings = load_settings()
     if tracking_uri:
         settings = settings.model_copy(update={"tracking_uri": tracking_uri})
     return settings
+
+
+def _writable(path: Path, option: str) -> Path:
+    """Refuse, before any work, an output path that cannot be written."""
+    if path.is_dir():
+        raise DataError(f"cannot write {option} {path}: it is a folder; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise DataError(
+            f"cannot write {option} {path}: the folder {folder} does not exist;"
+            " create it first or choose another path"
+        )
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"cannot write {option} {path}: the folder {folder} is not writable")
+    return path
+
+
+def _model_source(settings: Settings, model: str | None) -> str:
+    """The model to open; for an MLflow source, the tracking store is checked first (it must
+    exist: reading a model never creates a store)."""
+    source = model or _default_model(settings)
+    if is_mlflow_uri(source):
+        open_tracking_store(settings.tracking_uri, create=False)
+    return source
 
 
 TrackingUri = Annotated[
@@ -124,10 +175,11 @@ def demo_data(
     """Write synthetic leads with a known ground truth (see leadml.demo)."""
 
     variants = check_variants(variant or ())
+    _writable(output, "-o")
     with console.status(f"writing {rows:,} demo leads"):
         path = write_demo_leads(output, rows, seed=seed, variants=variants)
     shown = f" ({', '.join(variants)})" if variants else ""
-    console.print(f"wrote {rows:,} demo leads{shown} to {path}")
+    out.print(f"wrote {rows:,} demo leads{shown} to {path}")
 
 
 @app.command()
@@ -198,6 +250,11 @@ def train(
     if day_first:
         date_order = "day-first"
     settings = _settings(tracking_uri)
+    if report_json is not None:
+        _writable(report_json, "--report-json")
+    check_local_store(
+        settings.tracking_uri, what="MLflow tracking store", setting=TRACKING_SETTING, create=True
+    )
     name = model_name or settings.model_name
     config = TrainConfig(
         target=target,
@@ -212,6 +269,10 @@ def train(
     )
     with console.status("reading leads"):
         frame = load_leads(data, query)
+    check_training_input(frame, config)
+    # The store is opened (created if new, a server asked once) before the long part.
+    if open_tracking_store(settings.tracking_uri, create=True) is not None:
+        console.print(f"created a new MLflow tracking store for {settings.tracking_uri}")
     console.print(f"read {len(frame):,} leads with {frame.shape[1]} columns from {data}")
     with console.status("training") as status:
 
@@ -221,7 +282,6 @@ def train(
 
         result = train_model(frame, config, progress=progress)
         status.update("logging to MLflow")
-        use_tracking(settings.tracking_uri)
         logged = log_training(
             result, model_name=name, experiment=settings.experiment, data_source=data
         )
@@ -233,7 +293,7 @@ def train(
             "run_id": logged.run_id,
         }
         report_json.write_text(json.dumps(report, indent=2, default=float))
-        console.print(f"report written to {report_json}")
+        out.print(f"report written to {report_json}")
 
 
 def _print_training(report: dict, version: str, name: str, tracking_uri: str) -> None:
@@ -242,15 +302,15 @@ def _print_training(report: dict, version: str, name: str, tracking_uri: str) ->
     table.add_column("value", justify="right")
     for key in ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile"):
         table.add_row(key, f"{report['metrics'][key]:.4f}")
-    console.print(table)
-    console.print("what converts (share of the model's attention on the holdout):")
+    out.print(table)
+    out.print("what converts (share of the model's attention on the holdout):")
     for trait in report["traits"][:5]:
-        console.print(f"  {trait['share']:>4.0%}  {trait['summary']}")
+        out.print(f"  {trait['share']:>4.0%}  {trait['summary']}")
     for item in report["columns_excluded"]:
-        console.print(f"  excluded {item['column']!r} ({item['reason']}): {item['detail']}")
+        out.print(f"  excluded {item['column']!r} ({item['reason']}): {item['detail']}")
     for warning in report["warnings"]:
-        console.print(f"  warning: {warning}")
-    console.print(
+        out.print(f"  warning: {warning}")
+    out.print(
         f"registered {name} v{version} as challenger in {tracking_uri};"
         f" `leadml promote` makes it champion"
     )
@@ -264,7 +324,8 @@ def promote(
         str, typer.Option("--metric", help="Metric compared on the champion's holdout.")
     ] = "roc_auc",
     tolerance: Annotated[
-        float, typer.Option("--tolerance", help="How much worse the challenger may be.")
+        float,
+        typer.Option("--tolerance", min=0.0, help="How much worse the challenger may be (>= 0)."),
     ] = 0.0,
     models_dir: Annotated[
         Path | None,
@@ -272,7 +333,9 @@ def promote(
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Make the challenger champion if it is at least as good, and export it to models/."""
+    """Make the challenger champion if it is at least as good, and export it to models/.
+
+    Exits with code 3 when the gate keeps the champion, so a scheduler can tell."""
 
     allowed = set(holdout_metrics(np.array([0, 1]), np.array([0.2, 0.8])))
     if metric not in allowed - {"n", "base_rate"}:
@@ -280,14 +343,16 @@ def promote(
             f"--metric {metric!r} is unknown; use one of roc_auc, pr_auc, brier, log_loss, ece"
         )
     settings = _settings(tracking_uri)
-    use_tracking(settings.tracking_uri)
+    open_tracking_store(settings.tracking_uri, create=False)
     name = model_name or settings.model_name
     decision = promote_model(name, force=force, metric=metric, tolerance=tolerance)
     verb = "promoted" if decision.promoted else "not promoted"
-    console.print(f"{name} v{decision.version} {verb}: {decision.reason}")
+    out.print(f"{name} v{decision.version} {verb}: {decision.reason}")
     if decision.promoted:
         folder = export_model(f"models:/{name}@{CHAMPION}", models_dir or settings.models_dir)
-        console.print(f"exported the champion to {folder}")
+        out.print(f"exported the champion to {folder}")
+    elif decision.previous != decision.version:  # the gate kept the champion
+        raise typer.Exit(ExitCode.GATE_REFUSED)
 
 
 @app.command()
@@ -384,12 +449,24 @@ def score(
     output_path = Path(output)
     if engine == "pandas":
         check_output_path(output_path)
-    if crm_csv is not None and crm_csv.suffix.lower() != ".csv":
-        raise DataError(f"cannot write {crm_csv}: --crm-csv needs a .csv file name")
+        source = readable_file(path)
+        _writable(output_path, "-o")
+        if output_path.resolve() == source.resolve():
+            raise DataError(
+                f"-o {output} is the file being scored; write the ranked list elsewhere"
+            )
+    if crm_csv is not None:
+        if crm_csv.suffix.lower() != ".csv":
+            raise DataError(f"cannot write {crm_csv}: --crm-csv needs a .csv file name")
+        _writable(crm_csv, "--crm-csv")
+        if crm_csv.resolve() in (Path(path).resolve(), output_path.resolve()):
+            raise DataError(
+                f"--crm-csv {crm_csv} is also the input or -o; give the CRM file its own name"
+            )
     settings = _settings(tracking_uri)
     keep_ledger = settings.ledger if ledger is None else ledger
     url = database_url or settings.database_url
-    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    scorer = Scorer.load(_model_source(settings, model), tracking_uri=settings.tracking_uri)
     with _policy_book(url) as book:
         policy = book.active(scorer)
     if engine == "spark":
@@ -406,11 +483,15 @@ def score(
         return
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     explainer = Explainer.for_scorer(scorer) if reasons or crm_csv is not None else None
-    ledger_store = Store.from_url(url) if keep_ledger else None
+    ledger_store: Store | None = None
     recorded = 0
 
     def record(chunk: pd.DataFrame, scored: pd.DataFrame) -> None:
-        nonlocal recorded
+        nonlocal recorded, ledger_store
+        if keep_ledger and ledger_store is None:
+            # Opened at the first scored chunk: an input refused before scoring leaves no
+            # new database behind.
+            ledger_store = _open_app_database(url)
         if ledger_store is not None:
             recorded += ledger_store.record_scores(
                 _ledger_rows(scorer, policy.version, chunk, scored)
@@ -422,6 +503,7 @@ def score(
         BarColumn(),
         TimeElapsedColumn(),
         console=console,
+        transient=True,  # a bar left behind would be a second line next to an error
     ) as bar:
         task = bar.add_task("scoring", total=None)
         try:
@@ -454,7 +536,7 @@ def score(
         write_csv(for_people(ranked), output_path)
     else:
         write_leads(ranked, output_path)
-    console.print(
+    out.print(
         f"scored {len(ranked):,} leads with {scorer.info.name} v{scorer.info.version or '?'};"
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
@@ -484,11 +566,13 @@ def _score_on_spark(
     if chunk_rows is not None:
         conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(chunk_rows)
     console.print(f"scoring {source} on Spark ({master or 'default master'})")
-    ledger_store = Store.from_url(ledger_url) if ledger_url is not None else None
+    ledger_store: Store | None = None
     recorded = 0
 
     def record(batch: list[dict[str, Any]]) -> None:
-        nonlocal recorded
+        nonlocal recorded, ledger_store
+        if ledger_url is not None and ledger_store is None:
+            ledger_store = _open_app_database(ledger_url)  # at the first batch, as on pandas
         if ledger_store is not None:
             recorded += ledger_store.record_scores(_spark_ledger_rows(scorer, batch))
 
@@ -500,16 +584,16 @@ def _score_on_spark(
             policy,
             master=master,
             conf=conf,
-            on_ledger_batch=record if ledger_store is not None else None,
+            on_ledger_batch=record if ledger_url is not None else None,
         )
     finally:
         if ledger_store is not None:
             ledger_store.close()
-    console.print(
+    out.print(
         f"scored {done.leads:,} leads on Spark ({done.master}) with {scorer.info.name}"
         f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
         f" {_policy_label(policy.version)}; Parquet written to {output}"
-        + (f"; {recorded:,} scores recorded in the ledger" if ledger_store else "; ledger off")
+        + (f"; {recorded:,} scores recorded in the ledger" if ledger_url else "; ledger off")
     )
 
 
@@ -583,11 +667,40 @@ def _policy_label(version: int | None) -> str:
     return f"MQL policy v{version}" if version is not None else "the default MQL policy"
 
 
-@contextmanager
-def _policy_book(database_url: str, holdout: Holdout | None = None) -> Iterator[PolicyBook]:
-    """The MQL policies in the app database (migrated first), closed afterwards; `holdout`
-    saves reading the model's holdout again when the caller has it."""
+def _open_app_database(database_url: str) -> Store:
+    """The app database for writing, migrated; a missing SQLite file (in a folder that exists)
+    is created, and said so."""
+    missing = check_local_store(
+        database_url, what="app database", setting=DATABASE_SETTING, create=True
+    )
+    if missing is not None:
+        console.print(f"creating a new app database at {missing}")
+    store = Store.from_url(database_url)
+    try:
+        store.migrate()
+    except BaseException:
+        store.close()
+        raise
+    return store
 
+
+@contextmanager
+def _policy_book(
+    database_url: str, holdout: Holdout | None = None, *, create: bool = False
+) -> Iterator[PolicyBook]:
+    """The MQL policies in the app database (migrated first), closed afterwards; `holdout`
+    saves reading the model's holdout again when the caller has it.
+
+    A SQLite database's folder must exist. A missing SQLite file is created only when `create`
+    (the command stores something); a reader finds no policy in it, so it reads an empty
+    in-memory store instead of leaving an empty file behind."""
+    missing = check_local_store(
+        database_url, what="app database", setting=DATABASE_SETTING, create=True
+    )
+    if missing is not None and create:
+        console.print(f"creating a new app database at {missing}")
+    elif missing is not None:
+        database_url = "sqlite://"
     store = Store.from_url(database_url)
     try:
         store.migrate()
@@ -652,12 +765,12 @@ def _print_threshold_rows(rows: pd.DataFrame, context: dict) -> None:
         if valued:
             cells.append(_amount(row["expected_value_per_lead"], 2))
         table.add_row(*cells, style="bold" if row["chosen"] else None)
-    console.print(table)
+    out.print(table)
 
 
 def _print_intervals(cutoff: float, expected: dict) -> None:
     """Precision, recall and MQL volume at the cut-off, with their bootstrap intervals."""
-    console.print(
+    out.print(
         f"at the cut-off {cutoff:.4f}, {expected['level']:.0%} bootstrap intervals"
         f" ({expected['n_holdout']:,} holdout leads, base rate {_share(expected['base_rate'])}):"
     )
@@ -667,11 +780,11 @@ def _print_intervals(cutoff: float, expected: dict) -> None:
         ("mql_share", "MQL share"),
     ):
         low, high = expected["intervals"][name]
-        console.print(f"  {label:<9} {_share(expected[name])} ({_share(low)} to {_share(high)})")
+        out.print(f"  {label:<9} {_share(expected[name])} ({_share(low)} to {_share(high)})")
     weekly = expected["context"]["leads_per_week"]
     if weekly is not None:
         low, high = (share * weekly for share in expected["intervals"]["mql_share"])
-        console.print(
+        out.print(
             f"  MQLs a week {expected['mqls_per_week']:,.0f} ({low:,.0f} to {high:,.0f})"
             f" of {weekly:,.0f} leads"
         )
@@ -689,7 +802,7 @@ def _print_grades(grades: pd.DataFrame) -> None:
             _share(row["conversion_rate"]),
             _share(row["share_of_conversions"]),
         )
-    console.print(table)
+    out.print(table)
 
 
 @app.command()
@@ -766,30 +879,37 @@ def threshold(
     chosen = policy_from_options(policy, given, basis=basis)
     check_exploration_share(exploration_share)
     settings = _settings(tracking_uri)
+    if apply:
+        check_local_store(
+            database_url or settings.database_url,
+            what="app database",
+            setting=DATABASE_SETTING,
+            create=True,
+        )
     if model_name:
         settings = settings.model_copy(update={"model_name": model_name})
-    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    scorer = Scorer.load(_model_source(settings, model), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
     context = BusinessFigures(leads_per_week, deal_value, cost_per_contact)
     preview = preview_policy(holdout, chosen, context=context)
-    console.print(
+    out.print(
         f"{scorer.info.name} v{scorer.info.version or '?'}: {chosen.kind} policy"
         f" {json.dumps({k: v for k, v in chosen.to_dict().items() if k != 'kind'})}"
     )
     _print_threshold_rows(preview.rows, preview.context.to_dict())
     _print_intervals(preview.cutoff, preview.expected())
     _print_grades(preview.grades)
-    console.print(preview.sentence)
+    out.print(preview.sentence)
     if exploration_share > 0:
-        console.print(
+        out.print(
             exploration_sentence(
                 exploration_share, preview.resolution.mql_share, preview.context.leads_per_week
             )
         )
     if not apply:
-        console.print("nothing stored; add --apply to make it the MQL policy")
+        out.print("nothing stored; add --apply to make it the MQL policy")
         return
-    with _policy_book(database_url or settings.database_url, holdout) as book:
+    with _policy_book(database_url or settings.database_url, holdout, create=True) as book:
         record = book.set(
             scorer,
             chosen,
@@ -800,7 +920,7 @@ def threshold(
             cost_per_contact=cost_per_contact,
             exploration_share=exploration_share,
         )
-    console.print(
+    out.print(
         f"stored as MQL policy version {record.version} of {record.model_name}"
         f" (cut-off {record.cutoff:.4f}, set by {record.set_by})"
     )
@@ -813,7 +933,9 @@ WORKER_HEALTHCHECK_SECONDS = 120
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port to listen on (1 to 65535).")
+    ] = 8000,
     workers: Annotated[
         int,
         typer.Option(
@@ -827,8 +949,13 @@ def serve(
     settings = _settings()
     # The api package is found at run time, as uvicorn would: leadml never imports it statically.
     # Its access check and a look for the model run here first, so a wrong setting is one line.
+    # Then the address, the app database and the model: what a worker would fail on at start.
     importlib.import_module("api.main").check_serving(settings, host)
+    _check_listen_address(host, port)
+    new_database = _check_app_database(settings.database_url)
     _check_model_source(settings)
+    if new_database is not None:
+        console.print(f"the app database {new_database} does not exist yet; the server creates it")
     # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
     with importlib.import_module("api.workers").worker_environment(workers):
         uvicorn.run(
@@ -843,22 +970,59 @@ def serve(
         )
 
 
-def _check_model_source(settings: Settings) -> None:
-    source = settings.serving_uri
-    if source.startswith("models:/"):
-        use_tracking(settings.tracking_uri)
+def _check_listen_address(host: str, port: int) -> None:
+    """The host resolves and the port is free (bound once and let go, as uvicorn will bind it)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise DataError(
+            f"--host {host!r} is not an address this machine can listen on ({reason});"
+            " use e.g. 127.0.0.1, 0.0.0.0 or this machine's name"
+        ) from None
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            resolve_version(source)
-        except LeadmlError as error:
-            raise LeadmlError(
-                f"{error}; train and promote a model first (leadml train ..., leadml promote)"
-                f" or point LEADML_MODEL_URI at a models/<name> folder"
+            probe.bind(address)
+        except OSError as error:
+            raise DataError(
+                f"cannot listen on {host}:{port}: {error.strerror or error};"
+                " stop what uses that port or choose another --port"
             ) from None
-    elif not (Path(source) / "model.json").exists():
-        raise LeadmlError(
+
+
+def _check_app_database(database_url: str) -> Path | None:
+    """The app database opens (a new SQLite file is made only in a folder that exists); returns
+    the path of a SQLite file the server will create."""
+    missing = check_local_store(
+        database_url, what="app database", setting="LEADML_DATABASE_URL", create=True
+    )
+    if missing is not None:
+        return missing
+    store = Store.from_url(database_url)
+    try:
+        store.schema_revision()
+    finally:
+        store.close()
+    return None
+
+
+def _check_model_source(settings: Settings) -> None:
+    """The model the API would serve opens and passes its checks, or serving is refused."""
+    source = settings.serving_uri
+    if not is_mlflow_uri(source) and not (Path(source) / "model.json").exists():
+        raise ModelError(
             f"no model at {source}: LEADML_MODEL_URI must be a models/<name> folder"
             " or an MLflow URI such as models:/lead-scoring@champion"
         )
+    try:
+        Scorer.load(_model_source(settings, source), tracking_uri=settings.tracking_uri)
+    except LeadmlError as error:
+        raise ModelError(
+            f"cannot serve {source}: {error}; train and promote a model first"
+            " (leadml train ..., leadml promote) or point LEADML_MODEL_URI at a models/<name>"
+            " folder"
+        ) from None
 
 
 @app.command()
@@ -912,6 +1076,8 @@ def monitor(
     against realised conversion, SQL acceptance, volume, calibration, missing outcomes and drift,
     ending in a verdict (healthy, watch or act). Exits with 4 when the verdict is act."""
 
+    if report_json is not None:
+        _writable(report_json, "--report-json")
     settings = _settings(tracking_uri)
     url = database_url or settings.database_url
     if data is None:
@@ -936,7 +1102,7 @@ def _monitor_ledger(
     report_json: Path | None,
 ) -> str:
 
-    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    scorer = Scorer.load(_model_source(settings, model), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
     leads = load_holdout_leads(scorer, tracking_uri=settings.tracking_uri)
     now = datetime.now(UTC)
@@ -948,20 +1114,20 @@ def _monitor_ledger(
             outcome_window=timedelta(days=outcome_window_days),
             holdout_leads=leads,
         )
-    console.print(
+    out.print(
         f"{report.scored:,} scores by {scorer.info.name} in the ledger over the last {days:g} days"
     )
     _print_contract(report)
     if report_json is not None:
         extra = {"model_name": scorer.info.name, "model_version": scorer.info.version}
         report_json.write_text(json.dumps(report.to_dict() | extra, indent=2))
-        console.print(f"report written to {report_json}")
+        out.print(f"report written to {report_json}")
     return report.verdict
 
 
 def _print_contract(report: ContractReport) -> None:
     for group in report.groups:
-        console.print(
+        out.print(
             f"{_policy_label(group.policy_version)}, model v{group.model_version}:"
             f" {group.scored:,} scored, {group.mqls:,} MQLs -> {group.verdict}"
         )
@@ -970,19 +1136,19 @@ def _print_contract(report: ContractReport) -> None:
             table.add_column(name)
         for finding in group.findings:
             table.add_row(finding.figure, finding.verdict, finding.reason)
-        console.print(table)
+        out.print(table)
         if group.rejection_reasons:
             shown = ", ".join(f"{k} {v:,}" for k, v in group.rejection_reasons.items())
-            console.print(f"  rejection reasons: {shown}")
+            out.print(f"  rejection reasons: {shown}")
         if group.mqls_per_week:
             weeks = ", ".join(f"{k}: {v:,}" for k, v in list(group.mqls_per_week.items())[-8:])
-            console.print(f"  MQLs per week (from Monday): {weeks}")
+            out.print(f"  MQLs per week (from Monday): {weeks}")
     for finding in report.findings:
-        console.print(f"{finding.figure}: {finding.verdict}: {finding.reason}")
+        out.print(f"{finding.figure}: {finding.verdict}: {finding.reason}")
     shifted = [f for f in report.feature_drift if f.psi > 0.1][:5]
     for item in shifted:
-        console.print(f"  {item.feature}: PSI {item.psi:.3f} ({item.reading})")
-    console.print(f"{report.verdict}: {report.reason}")
+        out.print(f"  {item.feature}: PSI {item.psi:.3f} ({item.reading})")
+    out.print(f"{report.verdict}: {report.reason}")
 
 
 def _monitor_file(
@@ -997,7 +1163,7 @@ def _monitor_file(
     frame, y, n_open = outcome_leads(
         load_leads(data), target, positive, min_leads=MIN_LEADS, source=str(data)
     )
-    scorer = Scorer.load(model or _default_model(settings), tracking_uri=settings.tracking_uri)
+    scorer = Scorer.load(_model_source(settings, model), tracking_uri=settings.tracking_uri)
     holdout = load_holdout(scorer, tracking_uri=settings.tracking_uri)
     with _policy_book(url, holdout) as book:
         policy = book.active(scorer)
@@ -1009,7 +1175,7 @@ def _monitor_file(
     report = monitor_outcomes(
         y, proba, grades, is_mql, holdout.y, holdout.proba, grade_labels=policy.bands.labels
     )
-    console.print(
+    out.print(
         f"{len(frame):,} leads with an outcome in {data}"
         + (f" ({n_open:,} open leads left out)" if n_open else "")
         + f", scored with {scorer.info.name} v{scorer.info.version or '?'}"
@@ -1025,7 +1191,7 @@ def _monitor_file(
             "policy_version": policy.version,
         }
         report_json.write_text(json.dumps(report.to_dict() | extra, indent=2))
-        console.print(f"report written to {report_json}")
+        out.print(f"report written to {report_json}")
     return report.verdict
 
 
@@ -1053,7 +1219,7 @@ def _print_monitor(report: MonitorReport) -> None:
                 _share(check.expected_rate),
                 (check.flag or "") + (", material" if check.material else ""),
             )
-        console.print(table)
+        out.print(table)
     cal = report.calibration
     table = Table(title="calibration and ranking", show_header=True)
     for name in ("metric", "recent", "holdout"):
@@ -1063,7 +1229,7 @@ def _print_monitor(report: MonitorReport) -> None:
     auc = "-" if cal.recent_roc_auc is None else f"{cal.recent_roc_auc:.4f}"
     table.add_row("ROC AUC", auc, f"{cal.holdout_roc_auc:.4f}")
     table.add_row("conversion rate", _share(cal.recent_base_rate), _share(cal.holdout_base_rate))
-    console.print(table)
+    out.print(table)
     drift = report.drift
     table = Table(title="score drift (holdout deciles)", show_header=True)
     for name in ("probability from", "holdout", "recent"):
@@ -1072,9 +1238,9 @@ def _print_monitor(report: MonitorReport) -> None:
         (0.0, *drift.edges), drift.holdout_shares, drift.recent_shares, strict=True
     ):
         table.add_row(f"{lower:.4f}", _share(held), _share(recent))
-    console.print(table)
-    console.print(f"PSI {drift.psi:.3f}: {drift.reading}")
-    console.print(report.sentence)
+    out.print(table)
+    out.print(f"PSI {drift.psi:.3f}: {drift.reading}")
+    out.print(report.sentence)
 
 
 # --------------------------------------------------------------------------- retrain, rollback
@@ -1153,7 +1319,9 @@ def retrain(
         except ValueError:
             raise DataError(f"--as-of {as_of!r} is not an ISO date or time") from None
     settings = _settings(tracking_uri)
-    use_tracking(settings.tracking_uri)
+    if report_json is not None:
+        _writable(report_json, "--report-json")
+    open_tracking_store(settings.tracking_uri, create=False)
     name = model_name or settings.model_name
     with console.status("reading the champion"):
         bundle = load_bundle_from_mlflow(f"models:/{name}@{CHAMPION}")
@@ -1238,11 +1406,11 @@ def rollback(
 ) -> None:
     """Move `champion` back to the previous champion version, recorded in the audit trail."""
     settings = _settings(tracking_uri)
-    use_tracking(settings.tracking_uri)
+    open_tracking_store(settings.tracking_uri, create=False)
     name = model_name or settings.model_name
     move = rollback_champion(name, to_version=to, reason=reason)
     folder = export_model(f"models:/{name}@{CHAMPION}", models_dir or settings.models_dir)
-    console.print(
+    out.print(
         f"{name}: champion moved back from v{move.from_version} to v{move.to_version}"
         f" (recorded in the audit trail, exported to {folder}); the API follows at its next"
         " alias poll, or at once with POST /v1/admin/reload"
@@ -1326,9 +1494,8 @@ def outcomes_import(
         )
         for row in records
     ]
-    store = Store.from_url(database_url or settings.database_url)
+    store = _open_app_database(database_url or settings.database_url)
     try:
-        store.migrate()
         result = store.record_outcome_events(rows)
     finally:
         store.close()
@@ -1336,7 +1503,7 @@ def outcomes_import(
     shown = ", ".join(
         f"{counts.get(e, 0):,} {e}" for e in ("sql_accepted", "sql_rejected", "won", "lost")
     )
-    console.print(
+    out.print(
         f"read {result.received:,} outcome events from {path} ({shown}): {result.stored:,} stored,"
         f" {result.duplicates:,} already there; {result.unseen_leads:,} lead ids the ledger has"
         " never scored (kept)"
@@ -1344,10 +1511,12 @@ def outcomes_import(
 
 
 def _quiet_libraries() -> None:
-    """MLflow's progress bars and INFO lines would bury leadml's own output."""
+    """MLflow's progress bars and INFO lines would bury leadml's own output, and its HTTP
+    retries would keep a command waiting for minutes on a tracking server that is down."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    bound_mlflow_http_waits()
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     # The pyfunc wrapper is pickled on purpose; MLflow warns about every such model.
     logging.getLogger("mlflow.pyfunc").setLevel(logging.ERROR)
@@ -1355,7 +1524,7 @@ def _quiet_libraries() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; a user's mistake is one line and exit code 2."""
+    """Run the CLI: a user's mistake is one line and exit code 2, a bug one line and exit 1."""
     _quiet_libraries()
     command = typer.main.get_command(app)
     try:
@@ -1365,6 +1534,9 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(code)
     except LeadmlError as error:
         _fail(str(error))
+    except ValidationError as error:
+        # Settings are read through load_settings; a model built elsewhere may still refuse.
+        _fail(describe_settings_error(error) if error.title == "Settings" else _first(error))
     except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", code=130)
     except typer.Exit as exit_:
@@ -1374,9 +1546,25 @@ def main(argv: list[str] | None = None) -> None:
         context = getattr(error, "ctx", None)
         name = getattr(context, "command_path", "leadml") or "leadml"
         _fail(f"{error.format_message()} (see '{name} --help')")
+    except OSError as error:
+        # A file or socket the checks before the work did not foresee (disk full, permissions).
+        where = f" ({error.filename})" if getattr(error, "filename", None) else ""
+        _fail(f"{error.strerror or _first(error)}{where}; check the path, space and permissions")
+    except Exception as error:
+        if os.environ.get(DEBUG_VARIABLE, "").strip().lower() in ("1", "true", "yes"):
+            traceback.print_exc()
+        _fail(
+            f"unexpected {type(error).__name__}: {_first(error)} (a bug in leadml: rerun with"
+            f" {DEBUG_VARIABLE}=1 for the traceback and report it)",
+            code=ExitCode.FAILED,
+        )
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> None:
+def _first(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), "no detail")
+
+
+def _fail(message: str, code: int = ExitCode.BAD_INPUT) -> None:
     one_line = " ".join(message.split())
     print(f"leadml: error: {one_line}", file=sys.stderr)
     sys.exit(code)

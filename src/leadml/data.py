@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from leadml.errors import DataError
 from leadml.schema import DateReading, datetime_series
+from leadml.settings import check_local_store
 
 #: Like Dynamics 365's lead scoring, refuse to learn from fewer examples of either outcome.
 MIN_PER_CLASS = 40
@@ -44,52 +45,91 @@ def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
     """Read a CSV or Parquet file, or run `query` against an SQLAlchemy database URL."""
     text = str(source)
     if is_database_url(text):
-        return _read_sql(text, query)
-    path = Path(text)
-    if not path.exists():
-        raise DataError(f"cannot read {path}: no such file; check the path")
-    if path.is_dir():
-        raise DataError(f"cannot read {path}: it is a folder; give a CSV or Parquet file")
+        frame = _read_sql(text, query)
+        check_unique_columns(frame.columns, "the query")
+        return frame
+    path = readable_file(text)
+    kind = "Parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "CSV"
     try:
-        if path.suffix.lower() in PARQUET_SUFFIXES:
+        if kind == "Parquet":
             frame = pd.read_parquet(path)
+            check_unique_columns(frame.columns, str(path))
         else:
             separator, encoding = csv_dialect(path)
+            check_unique_columns(csv_header(path, separator, encoding), str(path))
             frame = pd.read_csv(path, low_memory=False, sep=separator, encoding=encoding)
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
     except (pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as error:
-        first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise DataError(
-            f"cannot read {path} as {'Parquet' if path.suffix.lower() in PARQUET_SUFFIXES else 'CSV'}"
-            f": {first_line}; check the file format"
-        ) from None
+        raise _unreadable(path, kind, error) from None
     if frame.empty:
         raise DataError(f"{path} has no rows; export the leads again")
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
 
 
-def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Read a CSV or Parquet file in chunks of at most `chunk_rows` rows."""
+def readable_file(source: str | Path) -> Path:
+    """`source` as a path, refused in one line unless it is a file that exists."""
     path = Path(source)
     if not path.exists():
         raise DataError(f"cannot read {path}: no such file; check the path")
+    if path.is_dir():
+        raise DataError(f"cannot read {path}: it is a folder; give a CSV or Parquet file")
+    return path
+
+
+def _unreadable(path: Path, kind: str, error: BaseException) -> DataError:
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return DataError(f"cannot read {path} as {kind}: {first_line}; check the file format")
+
+
+def csv_header(path: Path, separator: str, encoding: str) -> list[str]:
+    """The column names on a CSV file's first line, as written (pandas renames duplicates)."""
+    header = pd.read_csv(path, sep=separator, encoding=encoding, header=None, nrows=1, dtype=str)
+    return ["" if pd.isna(name) else str(name) for name in header.iloc[0]] if len(header) else []
+
+
+def check_unique_columns(columns: Iterable[object], where: str) -> None:
+    """Refuse two columns with one name (after trimming spaces): which one would be the lead's?"""
+    names = pd.Index([str(c).strip() for c in columns])
+    repeated = sorted(set(names[names.duplicated()]))
+    if repeated:
+        shown = ", ".join(repr(name) for name in repeated[:5])
+        raise DataError(
+            f"{where} has more than one column named {shown}; rename or drop the duplicates"
+        )
+
+
+def iter_lead_chunks(source: str | Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """Read a CSV or Parquet file in chunks of at most `chunk_rows` rows."""
+    path = readable_file(source)
     if path.suffix.lower() in PARQUET_SUFFIXES:
         # Deferred: pyarrow's Parquet reader is only needed for Parquet files.
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
-        for batch in parquet.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+        try:
+            parquet = pq.ParquetFile(path)
+            check_unique_columns(parquet.schema_arrow.names, str(path))
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        except (pa.ArrowException, OSError) as error:
+            raise _unreadable(path, "Parquet", error) from None
         return
     try:
         separator, encoding = csv_dialect(path)
-        yield from pd.read_csv(
+        check_unique_columns(csv_header(path, separator, encoding), str(path))
+        for chunk in pd.read_csv(
             path, chunksize=chunk_rows, low_memory=False, sep=separator, encoding=encoding
-        )
+        ):
+            if chunk.empty:  # a file with a header only has no leads
+                continue
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            yield chunk
     except pd.errors.EmptyDataError:
         raise DataError(f"cannot read {path}: the file is empty; export the leads again") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, OSError) as error:
+        raise _unreadable(path, "CSV", error) from None
 
 
 CSV_DELIMITERS = (",", ";", "\t", "|")
@@ -134,16 +174,30 @@ def _read_sql(url: str, query: str | None) -> pd.DataFrame:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import SQLAlchemyError
 
+    # SQLite would answer a mistyped file name with a new, empty database and "no such table".
+    check_local_store(url, what="database", setting="--data", create=False)
     try:
         engine = create_engine(url)
+    except (SQLAlchemyError, ImportError, ValueError) as error:
+        raise _query_failure(error) from None
+    try:
         with engine.connect() as connection:
             frame = pd.read_sql_query(text(query), connection)
-    except (SQLAlchemyError, ImportError) as error:
-        first_line = str(error).splitlines()[0]
-        raise DataError(f"cannot run the query: {first_line}; check the URL and query") from None
+    except (SQLAlchemyError, pd.errors.DatabaseError, ImportError, ValueError) as error:
+        raise _query_failure(error) from None
+    finally:
+        engine.dispose()
     if frame.empty:
         raise DataError("the query returned no rows; check its WHERE clause")
     return frame
+
+
+def _query_failure(error: BaseException) -> DataError:
+    # pandas wraps the driver's error ("Execution failed on sql '...': (sqlite3...) near
+    # "SELEC": syntax error"); the driver's own words are what the user needs.
+    cause = getattr(error, "orig", None) or error.__cause__ or error
+    reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+    return DataError(f"cannot run the query: {reason}; check the URL and the query")
 
 
 def _label_text(value: object) -> str:

@@ -1,4 +1,7 @@
-"""Errors a user can fix. The CLI prints them as one line and exits with code 2."""
+"""Errors a user can fix, and the exit codes the CLI answers with.
+
+The CLI prints a `LeadmlError` as one line on stderr and exits with `ExitCode.BAD_INPUT`.
+"""
 
 from __future__ import annotations
 
@@ -29,3 +32,7 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # one line on stderr says what to fix
     GATE_REFUSED = 3  # promote / retrain: the gate kept the champion
     MONITOR_ACT = 4  # monitor: the verdict is "act"
+
+
+class SettingsError(LeadmlError):
+    """A LEADML_* setting (environment or .env) has a value leadml cannot use."""

@@ -12,14 +12,24 @@ opened only after its signature verified (`bundle.read_bundle`, `leadml.signing`
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from filelock import FileLock, Timeout
+
 from leadml.bundle import BUNDLE_ARTIFACT, Bundle, folder_fingerprint, read_bundle, read_info
-from leadml.errors import ModelError
+from leadml.errors import ModelError, SettingsError
+from leadml.settings import (
+    TRACKING_SETTING,
+    bound_mlflow_http_waits,
+    check_local_store,
+    local_store_path,
+)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -32,6 +42,8 @@ REGISTRY_PREFIX = "models:/"
 #: another validly signed bundle (an older version, say) put in place of this version's artifacts
 #: is refused.
 BUNDLE_DIGEST_TAG = "leadml.bundle_digest"
+#: How long a first training waits for another process that is creating the same SQLite store.
+STORE_LOCK_TIMEOUT_S = 300.0
 
 
 def use_tracking(tracking_uri: str) -> None:
@@ -42,16 +54,90 @@ def use_tracking(tracking_uri: str) -> None:
     mlflow.set_registry_uri(tracking_uri)
 
 
+def open_tracking_store(tracking_uri: str, *, create: bool = False) -> Path | None:
+    """Point MLflow at `tracking_uri` after checking it is the store the user meant.
+
+    A local store (sqlite:///FILE, file:///FOLDER) must be in a folder that exists, and must
+    exist already unless `create` (only `leadml train` starts a store): MLflow would otherwise
+    make a new, empty one out of a typo. A new SQLite store is created under a file lock, so two
+    first trainings started at once do not both run MLflow's migrations on it. A server is asked
+    once, with bounded waits, so one that is down is one line before any work. Returns the path
+    of a store this call created.
+    """
+    from mlflow import MlflowClient
+
+    created = check_local_store(
+        tracking_uri, what="MLflow tracking store", setting=TRACKING_SETTING, create=create
+    )
+    bound_mlflow_http_waits()
+    use_tracking(tracking_uri)
+    local = local_store_path(tracking_uri)
+    database = local[0] if local is not None and local[1] else None
+    lock = FileLock(f"{database}.lock", timeout=STORE_LOCK_TIMEOUT_S) if database else None
+    try:
+        with (
+            lock or nullcontext(),
+            mlflow_errors(f"open the MLflow tracking store {shown_uri(tracking_uri)}"),
+        ):
+            # The first look at a new SQLite store creates it (MLflow's migrations).
+            client = MlflowClient(tracking_uri, tracking_uri)
+            client.search_experiments(max_results=1)
+            client.search_registered_models(max_results=1)
+    except Timeout:
+        raise SettingsError(
+            f"another leadml has held {database}.lock for"
+            f" {STORE_LOCK_TIMEOUT_S:.0f} s; wait for it to finish, or delete the lock file if"
+            " no leadml is running"
+        ) from None
+    return created if created is not None and created.exists() else None
+
+
+def shown_uri(uri: str) -> str:
+    """A URI fit for a message: without a password."""
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+def _unanswered(message: str) -> str | None:
+    """Why an HTTP request to the tracking server failed, in a few words (None: it answered)."""
+    if not message.startswith("API request to") and "Max retries exceeded" not in message:
+        return None
+    for needle, words in (
+        ("Connection refused", "connection refused"),
+        ("timed out", "no answer in time"),
+        ("Name or service not known", "unknown host"),
+        ("nodename nor servname", "unknown host"),
+        ("Temporary failure in name resolution", "unknown host"),
+    ):
+        if needle in message:
+            return words
+    return "no answer"
+
+
+def _server_down(action: str, reason: str) -> ModelError:
+    return ModelError(
+        f"cannot {action}: the MLflow tracking server did not answer ({reason}, after"
+        f" {os.environ.get('MLFLOW_HTTP_REQUEST_MAX_RETRIES', '?')} retries); check"
+        f" {TRACKING_SETTING} and that the server is up"
+    )
+
+
 @contextmanager
 def mlflow_errors(action: str) -> Iterator[None]:
-    """Turn an MLflow failure into a one-line `ModelError` saying what could not be done."""
+    """Turn an MLflow failure into a one-line `ModelError` saying what could not be done; a
+    tracking server that does not answer is said so, without the retry story."""
+    import requests
     from mlflow.exceptions import MlflowException
 
     try:
         yield
     except MlflowException as error:
-        first_line = str(error.message).splitlines()[0] if error.message else str(error)
-        raise ModelError(f"cannot {action}: {first_line}") from None
+        message = str(error.message or error)
+        reason = _unanswered(message)
+        if reason is not None:
+            raise _server_down(action, reason) from None
+        raise ModelError(f"cannot {action}: {message.splitlines()[0]}") from None
+    except requests.RequestException as error:
+        raise _server_down(action, _unanswered(str(error)) or type(error).__name__) from None
 
 
 def _client() -> MlflowClient:
@@ -98,8 +184,11 @@ def alias_version(name: str, alias: str) -> str | None:
 
     try:
         return str(_client().get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        with mlflow_errors(f"read the {alias} of {name}"):  # a server that is down, say
+            raise
 
 
 def pinned_digest(name: str, version: str) -> str:

@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
 
-from pydantic import AliasChoices, Field, SecretStr
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from leadml.errors import SettingsError
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "lead-scoring"
 DEFAULT_SIGNING_KEY_FILE = Path("~/.config/leadml/model-signing.key")
+TRACKING_SETTING = "the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)"
+#: MLflow's own defaults (120 s a request, 7 retries with a doubling back-off) keep a command
+#: waiting for minutes on a tracking server that does not answer; these bound one MLflow call to
+#: about 10 s x 3 tries + 1 s + 2 s of back-off. MLflow's variables, when set, win.
+MLFLOW_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
 
 
 class Settings(BaseSettings):
@@ -112,3 +128,117 @@ class Settings(BaseSettings):
     @property
     def serving_uri(self) -> str:
         return self.model_uri or f"models:/{self.model_name}@{self.model_alias}"
+
+
+def bound_mlflow_http_waits() -> None:
+    """Bound MLflow's HTTP timeout and retries (MLFLOW_HTTP_DEFAULTS) unless the user set them."""
+    for name, value in MLFLOW_HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """The settings from the environment and .env; a value that does not fit is a one-line
+    `SettingsError` naming the variable and what it accepts, not pydantic's report."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        raise SettingsError(describe_settings_error(error)) from None
+
+
+def describe_settings_error(error: ValidationError) -> str:
+    """One sentence for the first bad setting in `error` (and how many more there are)."""
+    problems = error.errors(include_url=False)
+    first = problems[0]
+    name = str(first["loc"][0]) if first["loc"] else ""
+    field = Settings.model_fields.get(name)
+    variable = env_names(name)[0] if field is not None else name
+    given = first.get("input")
+    shown = f"={given!r}" if isinstance(given, str | int | float) else ""
+    accepted = f"; it accepts {accepted_values(field)}" if field is not None else ""
+    more = f" (and {len(problems) - 1} more bad settings)" if len(problems) > 1 else ""
+    return (
+        f"{variable}{shown} is not a valid setting: {first['msg'].lower()}{accepted};"
+        f" fix it in the environment or .env{more}"
+    )
+
+
+def env_names(field_name: str) -> list[str]:
+    """The environment variables that set a field, in the order they are looked up."""
+    alias = Settings.model_fields[field_name].validation_alias
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    return [f"LEADML_{field_name.upper()}"]
+
+
+def accepted_values(field: FieldInfo) -> str:
+    """What a field accepts, in words: "true or false", "a whole number of at least 1"."""
+    annotation = field.annotation
+    words = {
+        bool: "true or false (also 1/0, yes/no, on/off)",
+        int: "a whole number",
+        float: "a number",
+        Path: "a file or folder path",
+    }.get(annotation, "text")  # type: ignore[call-overload,arg-type]
+    for bound in field.metadata:
+        if isinstance(bound, Ge):
+            words += f" of at least {bound.ge}"
+        elif isinstance(bound, Gt):
+            words += f" above {bound.gt}"
+        elif isinstance(bound, Le):
+            words += f" of at most {bound.le}"
+        elif isinstance(bound, Lt):
+            words += f" below {bound.lt}"
+    return words
+
+
+def local_store_path(url: str) -> tuple[Path, bool] | None:
+    """Where a local store lives: (the SQLite file, True) for sqlite:///FILE, (the folder, False)
+    for file:///FOLDER or a bare path (MLflow's file store); None for servers and in-memory."""
+    if url.startswith("sqlite:"):
+        # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them.
+        rest = url[len("sqlite:") :]
+        if not rest.startswith("//"):
+            return None
+        database = unquote(rest[2:].split("?", 1)[0])
+        database = database[1:] if database.startswith("/") else database
+        if database in ("", ":memory:"):
+            return None
+        return Path(database).expanduser(), True
+    if url.startswith("file:"):
+        return Path(unquote(urlparse(url).path)).expanduser(), False
+    if "://" in url:
+        return None
+    return Path(url).expanduser(), False
+
+
+def check_local_store(url: str, *, what: str, setting: str, create: bool) -> Path | None:
+    """Refuse a local store URL a typo would turn into a new, empty store.
+
+    Its folder must exist, always. The store itself must exist unless `create` (the command is
+    one that may start a new store). Returns the path of a store that will be created, if any.
+    """
+    local = local_store_path(url)
+    if local is None:
+        return None
+    path, is_file = local
+    path = path.absolute()
+    folder = path.parent if is_file else path
+    if is_file and not folder.is_dir():
+        raise SettingsError(
+            f"cannot open the {what} {path}: the folder {folder} does not exist;"
+            f" create the folder or correct {setting}"
+        )
+    if path.exists():
+        if is_file and path.is_dir():
+            raise SettingsError(
+                f"cannot open the {what} {path}: it is a folder, not a file; correct {setting}"
+            )
+        return None
+    if not create:
+        raise SettingsError(f"there is no {what} at {path}; correct {setting}, or create it first")
+    if not is_file and not path.parent.is_dir():
+        raise SettingsError(
+            f"cannot create the {what} {path}: the folder {path.parent} does not exist;"
+            f" create the folder or correct {setting}"
+        )
+    return path

@@ -575,6 +575,30 @@ def sample_weights(frame: pd.DataFrame, column: str | None) -> np.ndarray | None
     return weights
 
 
+def check_training_input(frame: pd.DataFrame, config: TrainConfig) -> None:
+    """The checks `train_model` starts with, for a caller that wants a refusal before it reports
+    progress: the named columns exist, the time column holds dates, the outcome has two values
+    and enough of each."""
+    time_reading = (
+        decide_date_reading(frame[config.time_column], config.date_order).reading
+        if config.time_column is not None
+        and config.time_column in frame.columns
+        and config.date_order in DATE_ORDERS
+        else None
+    )
+    check_training_frame(
+        frame,
+        config.target,
+        id_column=config.id_column,
+        time_column=config.time_column,
+        named_columns=(*config.exclude, *config.keep),
+        time_reading=time_reading,
+    )
+    frame, _ = drop_open_leads(frame, config.target)
+    y, _ = target_vector(frame[config.target], config.positive)
+    check_class_counts(y)
+
+
 def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -> TrainResult:
     started = time.perf_counter()
     weight_columns = (config.weight_column,) if config.weight_column else ()
