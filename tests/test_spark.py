@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_testkit import assert_one_line_error, run_cli
+from cli_testkit import assert_one_line_error, run_cli_streams
 from pyspark.sql import SparkSession
 
 from conftest import TrainedModel
@@ -101,7 +101,21 @@ def _score(
     database_url: str,
     *extra: str,
 ) -> tuple[int, str]:
-    return run_cli(
+    """Exit code and stderr (progress and errors)."""
+    code, _, err = _score_streams(capsys, trained, source, output, database_url, *extra)
+    return code, err
+
+
+def _score_streams(
+    capsys: pytest.CaptureFixture[str],
+    trained: TrainedModel,
+    source: Path,
+    output: Path,
+    database_url: str,
+    *extra: str,
+) -> tuple[int, str, str]:
+    """Exit code, stdout (the results) and stderr."""
+    return run_cli_streams(
         [
             "score",
             str(source),
@@ -341,11 +355,11 @@ def test_spark_records_every_score_in_the_ledger_as_the_pandas_path_does(
     for engine in ("pandas", "spark"):
         url = f"sqlite:///{tmp_path / engine}.db"
         extra = ("--engine", "spark") if engine == "spark" else ()
-        code, err = _score(
+        code, out, err = _score_streams(
             capsys, trained, leads_parquet, tmp_path / f"{engine}.parquet", url, *extra
         )
         assert code == 0, err
-        assert f"{LEADS:,} scores recorded in the ledger" in " ".join(err.split())
+        assert f"{LEADS:,} scores recorded in the ledger" in " ".join(out.split())
         store = Store.from_url(url)
         ledgers[engine] = store.ledger_frame().set_index("lead_id").sort_index()
         store.close()
