@@ -591,7 +591,11 @@ def check_training_input(frame: pd.DataFrame, config: TrainConfig) -> None:
         config.target,
         id_column=config.id_column,
         time_column=config.time_column,
-        named_columns=(*config.exclude, *config.keep),
+        named_columns=(
+            *config.exclude,
+            *config.keep,
+            *((config.weight_column,) if config.weight_column else ()),
+        ),
         time_reading=time_reading,
     )
     frame, _ = drop_open_leads(frame, config.target)
