@@ -281,6 +281,12 @@ class Explainer:
         self.column_fields = _prepared_fields(preparer)
         self._columns_to_fields = _sum_matrix(self.column_fields, len(self.fields))
         self._field_widths = np.bincount(self.column_fields, minlength=len(self.fields))
+        #: (field, its (first) prepared column, how many categories it knows) per categorical.
+        self._category_columns = [
+            (owner, self.column_fields.index(owner), len(spec.categories))
+            for owner, spec in enumerate(self.specs)
+            if spec.role is Role.CATEGORICAL and owner in self.column_fields
+        ]
         self.kind: ExplainerKind
         if isinstance(head, LGBMClassifier):
             self.kind = "lightgbm"
@@ -411,30 +417,42 @@ class Explainer:
         X = np.atleast_2d(np.asarray(matrix, dtype=float))
         effects = self.contributions(X)
         missing = np.isnan(X) @ self._columns_to_fields == self._field_widths
+        # Python lists from here: a lead has a handful of fields, and numpy's cost per element
+        # access is what a reason would otherwise spend most of its time on.
+        known = self._known_categories(X)
         return [
-            self._lead_reasons(row, effects[row], missing[row], X[row], value_of, top)
-            for row in range(len(X))
+            self._lead_reasons(row, effects_row, missing_row, known_row, value_of, top)
+            for row, (effects_row, missing_row, known_row) in enumerate(
+                zip(effects.tolist(), missing.tolist(), known.tolist(), strict=True)
+            )
         ]
+
+    def _known_categories(self, X: FloatMatrix) -> npt.NDArray[np.bool_]:
+        """Per lead and field: False where a categorical field's value was not among the
+        categories learnt (its code is past them), True everywhere else."""
+        known = np.ones((len(X), len(self.fields)), dtype=bool)
+        for field_index, column, n_known in self._category_columns:
+            known[:, field_index] = ~(X[:, column] >= n_known)
+        return known
 
     def _lead_reasons(
         self,
         row: int,
-        effects: FloatMatrix,
-        missing: npt.NDArray[np.bool_],
-        prepared: FloatMatrix,
+        effects: list[float],
+        missing: list[bool],
+        known: list[bool],
         value_of: Callable[[int, str], Any],
         top: int,
     ) -> LeadReasons:
-        order = np.argsort(-effects, kind="stable")
+        order = sorted(range(len(effects)), key=lambda i: -effects[i])  # stable, as argsort
         raising = [i for i in order if effects[i] > MIN_EFFECT][:top]
-        lowering = [i for i in order[::-1] if effects[i] < -MIN_EFFECT][:top]
-
+        lowering = [i for i in reversed(order) if effects[i] < -MIN_EFFECT][:top]
         return LeadReasons(
             for_=[
-                self._reason(row, i, effects[i], missing[i], prepared, value_of) for i in raising
+                self._reason(row, i, effects[i], missing[i], known[i], value_of) for i in raising
             ],
             against=[
-                self._reason(row, i, effects[i], missing[i], prepared, value_of) for i in lowering
+                self._reason(row, i, effects[i], missing[i], known[i], value_of) for i in lowering
             ],
         )
 
@@ -444,21 +462,17 @@ class Explainer:
         index: int,
         effect: float,
         missing: bool,
-        prepared: FloatMatrix,
+        known: bool,
         value_of: Callable[[int, str], Any],
     ) -> Reason:
         spec = self.specs[index]
         value = None if missing else value_of(row, spec.name)
-        known = True
-        if spec.role is Role.CATEGORICAL and not missing:
-            column = self.column_fields.index(index)
-            known = prepared[column] < len(spec.categories)
         return Reason(
             field=spec.name,
             value=value,
-            effect=float(effect),
+            effect=effect,
             direction="raises" if effect > 0 else "lowers",
-            text=_reason_text(spec, value, missing, known, float(effect)),
+            text=_reason_text(spec, value, missing, known or missing, effect),
         )
 
     # -- the model's own grid of numeric values ------------------------------------------------
