@@ -10,12 +10,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from api_testkit import SCORER, client_fixture, example_lead  # noqa: F401
+from api_testkit import SCORER, api_settings, client_fixture, example_lead  # noqa: F401
 from fastapi.testclient import TestClient
 
-from conftest import TrainedModel
+from api.main import create_app
+from conftest import TrainedModel, demo_config
+from leadml.bundle import write_trained_bundle
 from leadml.schema import Role
 from leadml.scoring import Scorer
+from leadml.train import train_model
 
 LIMIT = 50  # api_settings: max_batch_leads
 BODY_LIMIT = 200_000  # api_settings: max_body_bytes
@@ -118,7 +121,22 @@ def test_yes_no_words_and_booleans_score_alike(client: TestClient, scorer: Score
     assert as_word["probability"] == as_bool["probability"]
 
 
-def test_a_time_zone_is_read_as_utc(client: TestClient, scorer: Scorer) -> None:
+@pytest.fixture(scope="module")
+def dated(
+    trained: TrainedModel, demo_frame: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[TestClient, Scorer]]:
+    """A client serving a model with a date among its features: trained without a time column,
+    so `created_at` is a feature (with one, the data decides, and on demo leads drops it)."""
+    result = train_model(demo_frame, demo_config(time_column=None, candidates=("lightgbm",)))
+    folder = tmp_path_factory.mktemp("dated-model")
+    write_trained_bundle(folder, result, name="dated")
+    settings = api_settings(trained, tmp_path_factory.mktemp("dated-api"), model_uri=str(folder))
+    with TestClient(create_app(settings)) as client:
+        yield client, Scorer.load(folder)
+
+
+def test_a_time_zone_is_read_as_utc(dated: tuple[TestClient, Scorer]) -> None:
+    client, scorer = dated
     name = feature(scorer, Role.DATETIME)
     lead = example_lead(client)
     utc = client.post(
@@ -130,7 +148,8 @@ def test_a_time_zone_is_read_as_utc(client: TestClient, scorer: Scorer) -> None:
     assert utc.json()["probability"] == local.json()["probability"]
 
 
-def test_wrong_types_are_422_naming_each_field(client: TestClient, scorer: Scorer) -> None:
+def test_wrong_types_are_422_naming_each_field(dated: tuple[TestClient, Scorer]) -> None:
+    client, scorer = dated
     numeric = feature(scorer, Role.NUMERIC)
     boolean = feature(scorer, Role.BOOLEAN)
     moment = feature(scorer, Role.DATETIME)
