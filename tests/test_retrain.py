@@ -444,6 +444,33 @@ def test_capacity_keeps_its_share_and_precision_moves_its_cutoff() -> None:
     assert f"by {precision.cutoff_change:+.4g}" in precision.sentence
 
 
+def test_capacity_is_resolved_on_the_current_leads_not_the_worked_ones() -> None:
+    """Without exploration the labelled leads are the champion's MQLs only: the top 30 % of
+    them is not the top 30 % of the leads coming in. The current leads' scores (no outcome
+    needed for a share) put the line where the capacity says."""
+    rng = np.random.default_rng(3)
+    current = rng.random(10_000)
+    worked = current[current >= 0.7]  # sales only worked the old MQLs
+    y = (rng.random(len(worked)) < worked).astype(int)
+    params = {"kind": "capacity", "per_week": 30, "leads_per_week": 100}
+    on_worked = policy_shift("capacity", params, 0.7, y, worked, worked)
+    assert on_worked.challenger_cutoff > 0.85  # the top 30 % of the MQLs: far too few MQLs
+    fair = policy_shift(
+        "capacity",
+        params,
+        0.7,
+        y,
+        worked,
+        worked,
+        current_champion_proba=current,
+        current_challenger_proba=current,
+    )
+    assert fair.challenger_cutoff == pytest.approx(np.quantile(current, 0.7), abs=0.005)
+    assert fair.challenger_mql_share == pytest.approx(0.3, abs=0.002)
+    assert fair.champion_mql_share == pytest.approx(0.3, abs=0.01)
+    assert "of current leads" in fair.sentence
+
+
 def test_trait_changes_line_up_fields() -> None:
     before = pd.DataFrame({"field": ["a", "b"], "share": [0.7, 0.3], "summary": ["A", "B"]})
     after = pd.DataFrame({"field": ["b", "c"], "share": [0.6, 0.4], "summary": ["B2", "C"]})

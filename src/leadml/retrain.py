@@ -922,28 +922,55 @@ def policy_shift(
     champion_proba: npt.ArrayLike,
     challenger_proba: npt.ArrayLike,
     weights: npt.ArrayLike | None = None,
+    *,
+    current_champion_proba: npt.ArrayLike | None = None,
+    current_challenger_proba: npt.ArrayLike | None = None,
 ) -> PolicyShift:
-    """Resolve the policy in force for the challenger on the recent outcomes (weighted)."""
+    """Resolve the policy in force for the challenger on the recent outcomes (weighted).
+
+    With the current leads' scores (every lead scored lately, handed to sales or not), a
+    capacity policy is resolved on them, and the MQL shares are theirs: a share of leads needs
+    no outcome, and the labelled leads are mostly the champion's MQLs, far from a fair sample
+    of the leads coming in when there is little or no exploration.
+    """
     yy = np.asarray(y, dtype=np.int64)
     rows = expand_by_weight(np.ones(len(yy)) if weights is None else weights)
     y_all = yy[rows]
     old = np.asarray(champion_proba, dtype=np.float64)[rows]
     new = np.asarray(challenger_proba, dtype=np.float64)[rows]
+    current_old = (
+        None
+        if current_champion_proba is None
+        else np.asarray(current_champion_proba, dtype=np.float64)
+    )
+    current_new = (
+        None
+        if current_challenger_proba is None
+        else np.asarray(current_challenger_proba, dtype=np.float64)
+    )
     policy = _policy_of(kind, params)
-    new_cutoff = resolve_policy(policy, y_all, new, n_boot=1).cutoff
+    if isinstance(policy, CapacityPolicy) and current_new is not None and len(current_new):
+        new_cutoff = policy.resolve(np.zeros(len(current_new), np.int64), current_new)
+    else:
+        new_cutoff = resolve_policy(policy, y_all, new, n_boot=1).cutoff
     if isinstance(policy, FixedPolicy):
         new_cutoff = policy.cutoff
 
-    def share_precision(p: np.ndarray, cutoff: float) -> tuple[float, float]:
+    def share_precision(
+        p: np.ndarray, cutoff: float, current: np.ndarray | None
+    ) -> tuple[float, float]:
         mql = p >= cutoff
-        return float(mql.mean()), float(y_all[mql].mean()) if mql.any() else math.nan
+        leads = current if current is not None and len(current) else p
+        precision = float(y_all[mql].mean()) if mql.any() else math.nan
+        return float((leads >= cutoff).mean()), precision
 
-    old_share, old_precision = share_precision(old, champion_cutoff)
-    new_share, new_precision = share_precision(new, new_cutoff)
+    old_share, old_precision = share_precision(old, champion_cutoff, current_old)
+    new_share, new_precision = share_precision(new, new_cutoff, current_new)
     move = new_cutoff - champion_cutoff
     figures = (
-        f"MQLs {_pct(old_share)} -> {_pct(new_share)} of leads, converting"
-        f" {_pct(old_precision)} -> {_pct(new_precision)} on the recent outcomes"
+        f"MQLs {_pct(old_share)} -> {_pct(new_share)} of"
+        f" {'current' if current_new is not None and len(current_new) else 'recent'} leads,"
+        f" converting {_pct(old_precision)} -> {_pct(new_precision)} on the recent outcomes"
     )
     if isinstance(policy, CapacityPolicy):
         what = "the capacity policy" if kind != "default" else "the default line (top 30 %)"
@@ -1412,8 +1439,12 @@ def retrain_from_ledger(
             target=target,
             positive="1",
             id_column=schema.id_column,
+            # Scores sent without the lead's creation date (it is no feature) leave the time
+            # column empty in the ledger: the challenger's holdout is then stratified.
             time_column=schema.time_column
-            if schema.time_column and schema.time_column in split.train.columns
+            if schema.time_column
+            and schema.time_column in split.train.columns
+            and split.train[schema.time_column].notna().all()
             else None,
             exclude=tuple(excluded),
             weight_column=WEIGHT,
@@ -1427,6 +1458,11 @@ def retrain_from_ledger(
             progress or (lambda _: None),
         )
     challenger_gate = result.pipeline.predict_proba(gate_leads)[:, 1]
+    current = _current_leads(training, moment, cfg.current_days)
+    if not len(current):
+        current = gate_leads
+    champion_current = champion.pipeline.predict_proba(current)[:, 1]
+    challenger_current = result.pipeline.predict_proba(current)[:, 1]
     shift = policy_shift(
         champion.policy_kind,
         champion.policy_params,
@@ -1435,6 +1471,8 @@ def retrain_from_ledger(
         champion_gate,
         challenger_gate,
         gate_w,
+        current_champion_proba=champion_current,
+        current_challenger_proba=challenger_current,
     )
     gate = run_gate(
         gate_y,
@@ -1445,17 +1483,15 @@ def retrain_from_ledger(
         challenger_cutoff=shift.challenger_cutoff,
         config=gate_cfg,
     )
-    current = _current_leads(training, moment, cfg.current_days)
-    if not len(current):
-        current = gate_leads
-    expanded = challenger_gate[expand_by_weight(gate_w)]
+    # Grades are placed on the current leads' scores: a fair sample of the leads coming in,
+    # which the labelled leads (mostly MQLs) are not.
     grades = grade_changes(
-        champion.pipeline.predict_proba(current)[:, 1],
-        result.pipeline.predict_proba(current)[:, 1],
+        champion_current,
+        challenger_current,
         champion_cutoff=champion.cutoff,
         champion_bands=champion.bands,
         challenger_cutoff=shift.challenger_cutoff,
-        challenger_bands=policy_bands(expanded, shift.challenger_cutoff),
+        challenger_bands=policy_bands(challenger_current, shift.challenger_cutoff),
     )
     traits = trait_changes(
         trait_importance(champion.pipeline, gate_leads),
