@@ -7,11 +7,12 @@ the API key the user enters, when the server asks for one.
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
@@ -21,12 +22,18 @@ HERE = Path(__file__).parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 STATIC_MOUNT = "/static"
+#: The charting library: plotly.js exactly as the installed `plotly` package ships it, served
+#: from this app (never a CDN), so the pages draw charts offline and under the page CSP.
+PLOTLY_JS = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+PLOTLY_PATH = "/vendor/plotly.min.js"
 
 #: (route name, path, link text) of the pages, in navigation order.
 PAGES: tuple[tuple[str, str, str], ...] = (
     ("ranked_leads_page", "/", "Ranked leads"),
     ("score_lead_page", "/lead", "Score one lead"),
     ("mql_policy_page", "/policy", "The MQL line"),
+    ("model_page", "/model", "The model"),
+    ("monitoring_page", "/monitoring", "Monitoring"),
 )
 
 #: Options shown as a percentage (0-100) on the page and sent as a share (0-1).
@@ -85,6 +92,7 @@ def _render(request: Request, template: str, title: str) -> HTMLResponse:
             "pages": PAGES,
             "current": request.scope["route"].name,
             "api_root": request.scope.get("root_path", ""),
+            "plotly_path": PLOTLY_PATH,
             "policy_kinds": policy_kinds(),
             "policy_fields": policy_fields(),
         },
@@ -106,6 +114,24 @@ async def score_lead_page(request: Request) -> HTMLResponse:
 @router.get("/policy", response_class=HTMLResponse, name="mql_policy_page")
 async def mql_policy_page(request: Request) -> HTMLResponse:
     return _render(request, "policy.html", "The MQL line")
+
+
+@router.get("/model", response_class=HTMLResponse, name="model_page")
+async def model_page(request: Request) -> HTMLResponse:
+    return _render(request, "model.html", "The model")
+
+
+@router.get("/monitoring", response_class=HTMLResponse, name="monitoring_page")
+async def monitoring_page(request: Request) -> HTMLResponse:
+    return _render(request, "monitoring.html", "Monitoring")
+
+
+@router.get(PLOTLY_PATH, include_in_schema=False, name="plotly_js")
+async def plotly_js() -> FileResponse:
+    # 4.8 MB that only changes with the plotly package: let browsers keep it for a day.
+    return FileResponse(
+        PLOTLY_JS, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"}
+    )
 
 
 def install_pages(app: FastAPI) -> None:

@@ -5,6 +5,14 @@ never be framed (`frame-ancestors 'none'`: no clickjacking of "Set the MQL polic
 /docs and /redoc are FastAPI's pages: their assets are this app's own files (api/routes/docs.py)
 but they start with an inline script, and ReDoc runs a worker from a blob, so they get a policy of
 their own that allows exactly that, and are still never framed.
+
+The pages' charts are plotly.js (served from /vendor, never a CDN). plotly.js puts its own rules
+(hover labels, cursors) into an empty `<style>` element through the CSSOM, which CSP does not
+govern; only creating that element needs allowing, and the page policy allows exactly the empty
+one (the sha256 of ""), not inline styles in general. The bundle also carries maplibre (map
+charts, unused here), which adds its stylesheet as one fixed inline text on load: its hash is
+allowed too. Both hashes are of plotly.min.js as the pinned plotly package ships it; after an
+upgrade the page tests (no console errors) say whether they still match.
 """
 
 from __future__ import annotations
@@ -27,11 +35,16 @@ def _policy(csp: secure.ContentSecurityPolicy) -> list[tuple[bytes, bytes]]:
     ]
 
 
+#: CSP source for an inline `<style>` element with no text (sha256 of the empty string).
+EMPTY_STYLE_ELEMENT = "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='"
+#: CSP source for the maplibre stylesheet plotly.min.js (plotly 7.1, plotly.js 4.1) adds on load.
+PLOTLY_MAPLIBRE_STYLE = "'sha256-ji27qzEtxXZW+7dun6UwjHXJ18e6WAin1VvNtkzIE/o='"
+
 PAGE_HEADERS = _policy(
     secure.ContentSecurityPolicy()
     .default_src("'self'")
     .script_src("'self'")
-    .style_src("'self'")
+    .style_src("'self'", EMPTY_STYLE_ELEMENT, PLOTLY_MAPLIBRE_STYLE)
     .img_src("'self'", "data:")
     .connect_src("'self'")
     .object_src("'none'")

@@ -246,3 +246,23 @@ window.leadml = (() => {
     gradeBadge, mqlText, reasonList, showError, policyLabel, isNumber,
   };
 })();
+
+// Charts: plotly.js, served by this app from the installed plotly package (/vendor/plotly.min.js).
+window.leadml.chart = (target, traces, layout = {}) => {
+  const node = typeof target === "string" ? document.getElementById(target) : target;
+  if (!window.Plotly || !node) return Promise.resolve(null);
+  const base = {
+    margin: { l: 56, r: 16, t: 16, b: 48 },
+    font: { family: "system-ui, sans-serif", size: 12, color: "#1d2330" },
+    paper_bgcolor: "rgba(0,0,0,0)",
+    plot_bgcolor: "#ffffff",
+    legend: { orientation: "h", x: 0, y: -0.25 },
+    height: 320,
+  };
+  return window.Plotly.react(node, traces, { ...base, ...layout }, {
+    displayModeBar: false, responsive: true,
+  }).then(() => {
+    node.dataset.drawn = String(traces.length);
+    return node;
+  });
+};

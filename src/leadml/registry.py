@@ -17,6 +17,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -343,3 +344,71 @@ def previous_champion(model_name: str, alias: str = "champion") -> str:
         f"the audit trail of {model_name} records no champion before v{current}; name the"
         " version to go back to with --to VERSION"
     )
+
+
+# --------------------------------------------------------------------------- version history
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One registered version as the model page compares them: aliases, when, on what, metrics."""
+
+    version: str
+    aliases: tuple[str, ...]
+    created_at: str | None
+    model_kind: str | None
+    data_source: str | None
+    metrics: dict[str, float]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "version": self.version,
+            "aliases": list(self.aliases),
+            "created_at": self.created_at,
+            "model_kind": self.model_kind,
+            "data_source": self.data_source,
+            "metrics": self.metrics,
+        }
+
+
+#: The run metrics of a training that hold the holdout figures (`holdout_roc_auc`, ...).
+HOLDOUT_METRIC_PREFIX = "holdout_"
+
+
+def model_versions(
+    model_name: str, tracking_uri: str | None = None, limit: int = 50
+) -> list[VersionSummary]:
+    """The registered versions of `model_name`, newest first, with their holdout metrics."""
+    if tracking_uri:
+        use_tracking(tracking_uri)
+    with mlflow_errors(f"list the versions of {model_name}"):
+        client = _client()
+        found = client.search_model_versions(f"name='{model_name}'")
+        # Version search leaves aliases out in some MLflow releases; the model has them all.
+        aliases_of: dict[str, list[str]] = {}
+        for alias, number in (client.get_registered_model(model_name).aliases or {}).items():
+            aliases_of.setdefault(str(number), []).append(alias)
+        newest = sorted(found, key=lambda v: int(v.version), reverse=True)[:limit]
+        summaries = []
+        for version in newest:
+            run = client.get_run(version.run_id) if version.run_id else None
+            metrics = run.data.metrics if run is not None else {}
+            params = run.data.params if run is not None else {}
+            created = version.creation_timestamp
+            summaries.append(
+                VersionSummary(
+                    version=str(version.version),
+                    aliases=tuple(sorted(aliases_of.get(str(version.version), []))),
+                    created_at=(
+                        datetime.fromtimestamp(created / 1000, UTC).isoformat() if created else None
+                    ),
+                    model_kind=params.get("model_kind"),
+                    data_source=params.get("data_source"),
+                    metrics={
+                        name.removeprefix(HOLDOUT_METRIC_PREFIX): float(value)
+                        for name, value in metrics.items()
+                        if name.startswith(HOLDOUT_METRIC_PREFIX)
+                    },
+                )
+            )
+    return summaries

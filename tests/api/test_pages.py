@@ -674,3 +674,90 @@ def test_pages_ask_for_a_key_once_when_the_api_needs_one(tab: Tab, keyed_api: st
     assert dialog.is_hidden()
     assert page.is_visible("#key-button")
     tab.assert_no_script_errors(answered=(401,))
+
+
+# --------------------------------------------------------------------------- the model page
+
+
+def _charts_drawn(page: Any, *ids: str) -> None:
+    """Each chart is drawn by plotly (its SVG holds plotted traces), not an empty box."""
+    for chart in ids:
+        expect(page.locator(f"#{chart}[data-drawn]")).to_have_count(1)
+        assert page.locator(f"#{chart} svg.main-svg g.trace").count() >= 1, chart
+
+
+def test_model_page_shows_the_version_metrics_charts_and_history(
+    tab: Tab, phone: Tab, open_api: str, trained: TrainedModel, screenshots: Path
+) -> None:
+    report = call(open_api, "GET", "/v1/model/report")
+    assert report["version"] == trained.version
+    for page, width in ((tab.page, "desktop"), (phone.page, "phone")):
+        page.goto(open_api + "/model")
+        expect(page.locator("#fact-version")).to_have_text(trained.version)
+        _charts_drawn(page, "gains-chart", "calibration-chart")
+        assert_fits_the_width(page)
+        page.screenshot(path=str(screenshots / f"model-{width}.png"), full_page=True)
+    page = tab.page
+    assert "champion" in page.inner_text("#fact-aliases")
+    assert trained.model_name in page.inner_text("#model-sentence")
+    # Every metric with its one-line meaning, as the API reports it.
+    shown = page.eval_on_selector_all(
+        "#metrics tbody tr", "rows => rows.map(r => [r.dataset.metric, r.cells[1].innerText])"
+    )
+    assert [name for name, _ in shown] == [m["name"] for m in report["metrics"]]
+    roc = next(m for m in report["metrics"] if m["name"] == "roc_auc")
+    assert dict(shown)["roc_auc"] == f"{roc['value']:.3f}"
+    assert "coin toss" in page.inner_text("#metrics")
+    # Drivers with direction; leaks left out with their evidence; the version in the history.
+    drivers = page.inner_text("#drivers tbody")
+    assert report["drivers"][0]["label"] in drivers
+    assert "raise" in drivers
+    columns = page.inner_text("#columns tbody")
+    assert "sales_status" in columns and "gives the outcome away" in columns
+    assert "Closed - Won" in columns
+    expect(page.locator(f"#versions tbody tr[data-version='{trained.version}']")).to_be_visible()
+    assert f"{roc['value']:.3f}" in page.inner_text("#versions tbody")
+    tab.assert_no_script_errors()
+    phone.assert_no_script_errors()
+
+
+def test_the_charting_library_is_served_by_the_app(open_api: str) -> None:
+    with urllib.request.urlopen(open_api + "/vendor/plotly.min.js", timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/javascript")
+        head = response.read(400).decode()
+    assert "plotly.js" in head
+    with urllib.request.urlopen(open_api + "/model", timeout=30) as response:
+        html = response.read().decode()
+    assert 'src="/vendor/plotly.min.js"' in html
+    assert "://" not in html.split("<body")[0]  # nothing from another site in the head
+
+
+# --------------------------------------------------------------------------- monitoring
+
+
+def test_monitoring_page_shows_the_verdict_and_says_no_outcomes_are_recorded(
+    tab: Tab, phone: Tab, open_api: str, tmp_path: Path, screenshots: Path
+) -> None:
+    # Scores in the ledger (the batch route records them), but no outcome reported yet.
+    upload = tmp_path / "leads.csv"
+    export_with_outcomes(60, seed=14).to_csv(upload, index=False)
+    call(open_api, "POST", "/v1/leads/score-batch", upload.read_text())
+    deadline = time.monotonic() + 20
+    report = call(open_api, "GET", "/v1/monitoring")
+    while report["scored"] == 0 and time.monotonic() < deadline:  # the ledger writes behind
+        time.sleep(0.2)
+        report = call(open_api, "GET", "/v1/monitoring")
+    assert report["scored"] > 0
+    for page, width in ((tab.page, "desktop"), (phone.page, "phone")):
+        page.goto(open_api + "/monitoring")
+        expect(page.locator("#verdict")).to_have_attribute("data-verdict", report["verdict"])
+        expect(page.locator("#no-outcomes")).to_contain_text("No outcomes have been recorded")
+        _charts_drawn(page, "grades-chart", "drift-chart")
+        assert_fits_the_width(page)
+        page.screenshot(path=str(screenshots / f"monitoring-{width}.png"), full_page=True)
+    page = tab.page
+    assert page.inner_text("#verdict-reason") == report["reason"]
+    assert "unobserved" in page.inner_text("#groups tbody")
+    assert len(report["findings"]) == page.locator("#findings li").count()
+    tab.assert_no_script_errors()
+    phone.assert_no_script_errors()
