@@ -62,6 +62,8 @@ def policy_fields() -> list[dict[str, Any]]:
                     "name": option.name,
                     "label": option.metadata["label"] + (" (%)" if percent else ""),
                     "percent": percent,
+                    # A share must be above 0 %; a probability cut-off may be 0 % (everyone).
+                    "zero_ok": option.metadata["unit"] == "probability",
                     "kinds": [],
                     "optional_kinds": [],
                 },

@@ -178,6 +178,16 @@ window.leadml = (() => {
     return node;
   }
 
+  /** Each body cell labelled with its column heading (a `stack` table shows it on a phone). */
+  function labelCells(table) {
+    const headings = Array.from(table.querySelectorAll("thead th"), (th) => th.textContent.trim());
+    for (const row of table.querySelectorAll("tbody tr")) {
+      Array.from(row.cells).forEach((cell, i) => {
+        if (cell.tagName === "TD" && headings[i] && !cell.dataset.label) cell.dataset.label = headings[i];
+      });
+    }
+  }
+
   function gradeBadge(grade) {
     const safe = /^[A-Za-z0-9]+$/.test(grade) ? grade : "x";
     return el("span", { class: `grade grade-${safe}` }, grade);
@@ -236,14 +246,19 @@ window.leadml = (() => {
     if (button) {
       button.addEventListener("click", () => {
         sessionStorage.removeItem(KEY_STORAGE);
-        askForKey("Enter the API key to use from now on.").then(() => window.location.reload());
+        askForKey("Enter the API key to use from now on.").then(() => {
+          // A page that can carry on with the new key (keeping what was typed) says so by
+          // cancelling the event; the others start again with it.
+          const changed = new CustomEvent("leadml:key-changed", { cancelable: true });
+          if (document.dispatchEvent(changed)) window.location.reload();
+        });
       });
     }
   });
 
   return {
     ApiError, api, askForKey, model, message, pct, num, signed, interval, humanise, when, el,
-    gradeBadge, mqlText, reasonList, showError, policyLabel, isNumber,
+    labelCells, gradeBadge, mqlText, reasonList, showError, policyLabel, isNumber,
   };
 })();
 

@@ -2,10 +2,22 @@
 "use strict";
 
 (() => {
-  const { api, el, pct, num, signed, interval, when, gradeBadge, isNumber, message } = window.leadml;
+  const { api, el, pct, num, signed, interval, when, gradeBadge, isNumber, message, chart } =
+    window.leadml;
   const $ = (id) => document.getElementById(id);
-  const scoreOf = (probability) => Math.round(probability * 100);
+  /** The score a lead at this probability gets: numpy's rint (half to even), as the server. */
+  function scoreOf(probability) {
+    const x = Math.min(1, Math.max(0, probability)) * 100;
+    const floor = Math.floor(x);
+    const rest = x - floor;
+    if (rest !== 0.5) return rest > 0.5 ? floor + 1 : floor;
+    return floor % 2 === 0 ? floor : floor + 1;
+  }
   let holdoutSize = null;
+  let currentPolicy = null;
+  let curves = null;
+  let preview = null; // {body, result}: the last previewed policy and what simulate answered
+  let canSave = { ok: false, why: "Checking your key's role…" };
   const points = (share) => (isNumber(share) ? `${(share * 100).toFixed(1)} pts` : "–");
 
   // -- the policy now -----------------------------------------------------------------------
@@ -20,6 +32,7 @@
   }
 
   function showPolicy(policy) {
+    currentPolicy = policy;
     const e = policy.expected;
     holdoutSize = e.n_holdout;
     $("policy-sentence").textContent = policy.sentence;
@@ -40,7 +53,7 @@
       ? [figure("Expected conversions a week", num(e.expected_conversions_per_week, 1), "among the MQLs")]
       : [];
     $("policy-figures").replaceChildren(
-      figure("Cut-off", `${pct(policy.cutoff, 1)}`, `probability; score ${scoreOf(policy.cutoff)} and up`, "policy-cutoff"),
+      figure("Cut-off", `${pct(policy.cutoff, 1)}`, `probability; MQLs score ${scoreOf(policy.cutoff)} and up`, "policy-cutoff"),
       figure("MQL volume", pct(e.mql_share), `of all leads · ${intervalNote(e, "mql_share", pct)}`, "policy-volume"),
       ...weekly,
       figure("Conversion rate of MQLs", pct(e.precision), intervalNote(e, "precision", pct), "policy-precision"),
@@ -56,9 +69,10 @@
         el("td", { class: "num" }, pct(g.conversion_rate)),
         el("td", { class: "num" }, pct(g.share_of_conversions)))),
     );
+    window.leadml.labelCells($("grades"));
     const leadsPerWeek = e.context && e.context.leads_per_week;
-    if (isNumber(leadsPerWeek) && !$("sim-leads-per-week").value) {
-      $("sim-leads-per-week").value = String(leadsPerWeek);
+    if (isNumber(leadsPerWeek) && !$("sim-leads_per_week").value) {
+      $("sim-leads_per_week").value = String(leadsPerWeek);
     }
   }
 
@@ -85,6 +99,7 @@
           el("td", { class: "num" }, pct(v.cutoff)),
           el("td", {}, v.reason || ""))),
       );
+      window.leadml.labelCells($("history"));
       $("history-empty").hidden = history.versions.length > 0;
       $("history-error").replaceChildren();
     } catch (error) {
@@ -131,6 +146,7 @@
     );
     $("sim-table").querySelector("tbody").replaceChildren(...rows);
     $("sim-sentence").textContent = result.sentence;
+    showPreviewFigures(result);
     $("sim-holdout").textContent = isNumber(holdoutSize) ? num(holdoutSize) : "";
     const weekly = result.rows.some((r) => isNumber(r.mqls_per_week));
     $("sim-rows-weekly").hidden = !weekly;
@@ -143,7 +159,46 @@
         el("td", { class: "num" }, pct(r.recall)),
         el("td", { class: "num" }, isNumber(r.lift) ? `${num(r.lift, 2)}×` : "–"))),
     );
+    window.leadml.labelCells($("sim-table"));
+    window.leadml.labelCells($("sim-rows"));
     $("simulation").hidden = false;
+  }
+
+  /** MQLs a week and their conversion, each with its interval (the bootstrap's, at `level`). */
+  function showPreviewFigures(result) {
+    const p = result.proposed;
+    const level = `${Math.round(p.level * 100)} % interval`;
+    const weekly = result.context.leads_per_week;
+    const share = p.intervals.mql_share || [];
+    const perWeek = isNumber(weekly) && isNumber(share[0])
+      ? `${level} ${num(share[0] * weekly)} – ${num(share[1] * weekly)}` : "give the new leads a week";
+    $("sim-figures").replaceChildren(
+      figure("Line (probability)", pct(p.cutoff, 1), `MQLs score ${scoreOf(p.cutoff)} and up`, "sim-line"),
+      figure("MQLs a week", isNumber(p.mqls_per_week) ? num(p.mqls_per_week) : "–", perWeek, "sim-weekly"),
+      figure("Expected conversion of MQLs", pct(p.precision),
+        intervalNote({ intervals: p.intervals, level: p.level }, "precision", pct), "sim-precision"),
+      figure("Conversions captured", pct(p.recall),
+        intervalNote({ intervals: p.intervals, level: p.level }, "recall", pct), "sim-recall"),
+    );
+  }
+
+  function drawGains(result) {
+    if (!curves) return;
+    const g = curves.gains;
+    const point = (figures, name, color) => ({
+      x: [figures.mql_share], y: [figures.recall], name, mode: "markers",
+      marker: { size: 13, color, line: { color: "#fff", width: 2 } },
+      text: [`${name}: ${pct(figures.mql_share)} of leads, ${pct(figures.recall)} of conversions`],
+      hoverinfo: "text",
+    });
+    const axis = (title) => ({ title: { text: title }, tickformat: ".0%", range: [0, 1], gridcolor: "#e6eaf1" });
+    chart("sim-gains", [
+      { x: g.map((r) => r.share_of_leads), y: g.map((r) => r.share_of_conversions),
+        name: "gains", mode: "lines", line: { color: "#1f5fbf", width: 3 } },
+      { x: [0, 1], y: [0, 1], name: "random order", mode: "lines", line: { color: "#9aa3b2", dash: "dash" } },
+      point(result.current, "line now", "#5a6374"),
+      point(result.proposed, "previewed line", "#f0a500"),
+    ], { xaxis: axis("Share of leads made MQLs"), yaxis: axis("Share of conversions captured") });
   }
 
   function clearFieldErrors(form) {
@@ -170,84 +225,169 @@
     if (!problems.length) window.leadml.showError(box, error);
   }
 
-  const SIM_IDS = { shift_points: "shift-points", leads_per_week: "sim-leads-per-week" };
+  // -- the proposal -------------------------------------------------------------------------
+  /**
+   * A percentage as typed: "70", "70 %", "70%", "12.5" (a comma for decimals too). 0.7 is
+   * refused: it is a share, and as a percentage it would make nearly every lead an MQL.
+   */
+  function parsePercent(text, zeroOk) {
+    const match = /^\s*(\d+(?:[.,]\d+)?)\s*(%?)\s*$/.exec(text);
+    if (!match) return { error: "Enter a percentage such as 70 or 70 %" };
+    const value = Number(match[1].replace(",", "."));
+    if (!match[2] && value > 0 && value < 1) {
+      return { error: `${match[1]} looks like a share: enter ${num(value * 100)} for ${num(value * 100)} %` };
+    }
+    if (value > 100) return { error: "Enter a percentage from 0 to 100" };
+    if (value === 0 && !zeroOk) return { error: "Enter a percentage above 0" };
+    return { value: value / 100 };
+  }
+
+  function showKindFields() {
+    const kind = $("sim-kind").value;
+    for (const field of $("simulate-form").querySelectorAll("[data-kinds]")) {
+      field.hidden = !field.dataset.kinds.split(" ").includes(kind);
+    }
+    for (const hint of $("simulate-form").querySelectorAll("[data-optional]")) {
+      hint.hidden = !hint.dataset.optional.split(" ").includes(kind);
+    }
+  }
+
+  /** The simulate body, and problems found before sending. */
+  function proposalBody() {
+    const form = $("simulate-form");
+    const kind = $("sim-kind").value;
+    const body = kind === "shift" ? {} : { kind };
+    const problems = [];
+    for (const input of form.querySelectorAll("input")) {
+      if (input.closest("[hidden]")) continue;
+      const text = input.value.trim();
+      if (input.validity.badInput) {
+        problems.push({ loc: ["body", input.name], msg: "Enter a number (use a dot for decimals)" });
+        continue;
+      }
+      if (text === "") continue;
+      if (input.hasAttribute("data-percent")) {
+        const parsed = parsePercent(text, input.hasAttribute("data-zero-ok"));
+        if (parsed.error) problems.push({ loc: ["body", input.name], msg: parsed.error });
+        else body[input.name] = parsed.value;
+      } else {
+        const value = Number(text);
+        const low = Number(input.min);
+        const high = input.max === "" ? Infinity : Number(input.max);
+        if (!(value >= low && value <= high)) {
+          problems.push({ loc: ["body", input.name], msg: `Enter a number from ${num(low)}${Number.isFinite(high) ? ` to ${num(high)}` : " up"}` });
+        } else body[input.name] = value;
+      }
+    }
+    return { body, problems };
+  }
+
+  const fieldId = (name) => `sim-${name}`;
 
   async function simulate(event) {
     if (event) event.preventDefault();
     const form = $("simulate-form");
     clearFieldErrors(form);
     $("simulate-error").replaceChildren();
-    const body = { shift_points: Number($("shift-points").value) };
-    const leadsPerWeek = $("sim-leads-per-week").value;
-    if (leadsPerWeek !== "") body.leads_per_week = Number(leadsPerWeek);
+    $("set-status").textContent = "";
+    const { body, problems } = proposalBody();
+    if (problems.length) {
+      $("simulation").hidden = true;
+      showProblems(form, $("simulate-error"), { problems }, fieldId);
+      return;
+    }
     $("simulate-button").disabled = true;
     try {
-      showSimulation(await api("POST", "/v1/mql-policy/simulate", { json: body }));
+      const result = await api("POST", "/v1/mql-policy/simulate", { json: body });
+      preview = { body, result };
+      showSimulation(result);
+      drawGains(result); // once shown: plotly sizes a chart to its box
+      showSaveControl();
     } catch (error) {
+      preview = null;
       $("simulation").hidden = true;
-      showProblems(form, $("simulate-error"), error, (name) => SIM_IDS[name] || "");
+      showProblems(form, $("simulate-error"), error, fieldId);
     } finally {
       $("simulate-button").disabled = false;
     }
   }
 
-  // -- set ----------------------------------------------------------------------------------
-  function showKindFields() {
-    const kind = $("set-kind").value;
-    for (const field of $("set-form").querySelectorAll("[data-kinds]")) {
-      field.hidden = !field.dataset.kinds.split(" ").includes(kind);
-    }
-    for (const hint of $("set-form").querySelectorAll("[data-optional]")) {
-      hint.hidden = !hint.dataset.optional.split(" ").includes(kind);
-    }
+  // -- saving -------------------------------------------------------------------------------
+  function showSaveControl() {
+    $("save-button").disabled = !canSave.ok;
+    $("save-why").textContent = canSave.ok ? "" : canSave.why;
   }
 
-  /** The PUT body, and problems found before sending (percentages are asked as 0-100). */
-  function policyBody() {
-    const form = $("set-form");
-    const body = { kind: $("set-kind").value };
-    const problems = [];
-    for (const input of form.querySelectorAll("input")) {
-      if (input.closest("[hidden]")) continue;
-      if (input.validity.badInput) {
-        problems.push({ loc: ["body", input.name], msg: "Enter a number (use a dot for decimals)" });
-        continue;
-      }
-      if (input.value.trim() === "") continue;
-      if (input.type !== "number") {
-        body[input.name] = input.value.trim();
-        continue;
-      }
-      const value = Number(input.value);
-      if (input.hasAttribute("data-percent") && !(value >= 0 && value <= 100)) {
-        problems.push({ loc: ["body", input.name], msg: "Enter a percentage from 0 to 100" });
-      }
-      body[input.name] = input.hasAttribute("data-percent") ? value / 100 : value;
+  async function checkRole() {
+    try {
+      const model = await window.leadml.model(true);
+      const roles = model.your_roles || [];
+      canSave = roles.includes("admin")
+        ? { ok: true, why: "" }
+        : { ok: false, why: `Saving needs an admin key; this key has the ${roles.join(", ") || "no"} role. Use "Change API key" to enter an admin key (the form stays as it is).` };
+    } catch (error) {
+      canSave = { ok: false, why: "Saving needs an admin key." };
     }
-    return { body, problems };
+    showSaveControl();
   }
 
-  async function setPolicy(event) {
+  /** The PUT body of the previewed policy: a move by points is saved as the cut-off it found. */
+  function changeBody() {
+    const { body, result } = preview;
+    if (body.kind) return { ...body };
+    const change = { kind: "fixed", cutoff: result.proposed.cutoff };
+    if (isNumber(body.leads_per_week)) change.leads_per_week = body.leads_per_week;
+    return change;
+  }
+
+  function changeRow(label, before, after) {
+    return el("tr", {}, el("th", { scope: "row" }, label), el("td", { class: "num" }, before),
+      el("td", { "aria-hidden": "true" }, "→"), el("td", { class: "num" }, after));
+  }
+
+  function askToSave() {
+    if (!preview || !canSave.ok) return;
+    const { current: now, proposed: next } = preview.result;
+    const weekly = (f) => (isNumber(f.mqls_per_week) ? ` · ${num(f.mqls_per_week)} a week` : "");
+    $("confirm-change").querySelector("tbody").replaceChildren(
+      changeRow("Line", `${pct(now.cutoff)} (score ${scoreOf(now.cutoff)})`, `${pct(next.cutoff)} (score ${scoreOf(next.cutoff)})`),
+      changeRow("MQL volume", `${pct(now.mql_share)}${weekly(now)}`, `${pct(next.mql_share)}${weekly(next)}`),
+      changeRow("Conversion of MQLs", pct(now.precision), pct(next.precision)),
+      changeRow("Conversions captured", pct(now.recall), pct(next.recall)),
+    );
+    clearFieldErrors($("confirm-form"));
+    $("confirm-dialog").showModal();
+    $("confirm-set_by").focus();
+  }
+
+  async function confirmSave(event) {
     event.preventDefault();
-    const form = $("set-form");
+    const form = $("confirm-form");
     clearFieldErrors(form);
-    $("set-error").replaceChildren();
-    $("set-status").textContent = "";
-    const { body, problems } = policyBody();
-    if (problems.length) {
-      showProblems(form, $("set-error"), { problems }, (name) => `set-${name}`);
-      return;
+    let missing = false;
+    for (const name of ["set_by", "reason"]) {
+      const input = $(`confirm-${name}`);
+      if (!input.value.trim()) {
+        $(`confirm-${name}-error`).textContent = name === "reason" ? "Say why, for the history" : "Say who sets it";
+        input.setAttribute("aria-invalid", "true");
+        missing = true;
+      }
     }
-    $("set-button").disabled = true;
+    if (missing) return;
+    const body = { ...changeBody(), set_by: $("confirm-set_by").value.trim(), reason: $("confirm-reason").value.trim() };
+    $("confirm-save").disabled = true;
     try {
       const policy = await api("PUT", "/v1/mql-policy", { json: body });
+      $("confirm-dialog").close();
+      $("set-error").replaceChildren();
       $("set-status").textContent = `Stored as version ${policy.version}.`;
       showPolicy(policy);
       await Promise.all([loadHistory(), window.leadml.model(true)]);
     } catch (error) {
-      showProblems(form, $("set-error"), error, (name) => `set-${name}`);
+      $("confirm-dialog").close();
+      showProblems($("simulate-form"), $("set-error"), error, fieldId);
     } finally {
-      $("set-button").disabled = false;
+      $("confirm-save").disabled = false;
     }
   }
 
@@ -255,14 +395,24 @@
     $("simulate-form").addEventListener("submit", simulate);
     for (const button of document.querySelectorAll("[data-shift]")) {
       button.addEventListener("click", () => {
-        $("shift-points").value = button.dataset.shift;
+        $("sim-kind").value = "shift";
+        showKindFields();
+        $("sim-shift_points").value = button.dataset.shift;
         simulate();
       });
     }
-    $("set-kind").addEventListener("change", showKindFields);
-    $("set-form").addEventListener("submit", setPolicy);
+    $("sim-kind").addEventListener("change", showKindFields);
+    $("save-button").addEventListener("click", askToSave);
+    $("confirm-form").addEventListener("submit", confirmSave);
+    $("confirm-cancel").addEventListener("click", () => $("confirm-dialog").close());
+    // A new API key keeps the form: only what the key may do is checked again.
+    document.addEventListener("leadml:key-changed", (event) => {
+      event.preventDefault();
+      checkRole();
+    });
     showKindFields();
-    window.leadml.model().catch(() => {});
+    checkRole();
+    api("GET", "/v1/model/curves").then((c) => { curves = c; }).catch(() => {});
     loadPolicy().then(loadHistory);
   });
 })();
