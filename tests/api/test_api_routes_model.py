@@ -33,8 +33,13 @@ def test_the_model_description_names_the_version_and_its_fields(
         if spec.role is Role.NUMERIC:
             assert described["type"] == ("integer" if spec.integer else "number")
     assert body["id_field"] == schema.id_column
-    leaks = {f["name"] for f in body["ignored_fields"]}
-    assert leaks == {s.name for s in schema.dropped if s.role is Role.LEAKAGE}
+    ignored = {f["name"]: f["reason"] for f in body["ignored_fields"]}
+    expected = {s.name for s in schema.dropped if s.role is Role.LEAKAGE}
+    time_features = trained.result.time_features
+    if time_features is not None and not time_features.kept:  # the data decided: dates only split
+        expected.add(str(schema.time_column))
+        assert "did not help" in ignored[str(schema.time_column)]
+    assert set(ignored) == expected
     policy = body["policy"]
     assert policy["version"] is None and policy["kind"] == "default"
     assert 0 < policy["cutoff"] < 1
