@@ -70,6 +70,11 @@
         el("td", { class: "num" }, pct(g.share_of_conversions)))),
     );
     window.leadml.labelCells($("grades"));
+    // Saving without the exploration share would turn it off: start from the one in force.
+    const exploring = policy.exploration_share || 0;
+    if (!$("sim-exploration_share").value) {
+      $("sim-exploration_share").value = exploring ? `${num(exploring * 100, 1)} %` : "0 %";
+    }
     const leadsPerWeek = e.context && e.context.leads_per_week;
     if (isNumber(leadsPerWeek) && !$("sim-leads_per_week").value) {
       $("sim-leads_per_week").value = String(leadsPerWeek);
@@ -147,6 +152,7 @@
     $("sim-table").querySelector("tbody").replaceChildren(...rows);
     $("sim-sentence").textContent = result.sentence;
     showPreviewFigures(result);
+    $("sim-exploration").textContent = (result.exploration && result.exploration.sentence) || "";
     $("sim-holdout").textContent = isNumber(holdoutSize) ? num(holdoutSize) : "";
     const weekly = result.rows.some((r) => isNumber(r.mqls_per_week));
     $("sim-rows-weekly").hidden = !weekly;
@@ -230,14 +236,14 @@
    * A percentage as typed: "70", "70 %", "70%", "12.5" (a comma for decimals too). 0.7 is
    * refused: it is a share, and as a percentage it would make nearly every lead an MQL.
    */
-  function parsePercent(text, zeroOk) {
+  function parsePercent(text, zeroOk, most = 100) {
     const match = /^\s*(\d+(?:[.,]\d+)?)\s*(%?)\s*$/.exec(text);
     if (!match) return { error: "Enter a percentage such as 70 or 70 %" };
     const value = Number(match[1].replace(",", "."));
     if (!match[2] && value > 0 && value < 1) {
       return { error: `${match[1]} looks like a share: enter ${num(value * 100)} for ${num(value * 100)} %` };
     }
-    if (value > 100) return { error: "Enter a percentage from 0 to 100" };
+    if (value > most) return { error: `Enter a percentage from 0 to ${most}` };
     if (value === 0 && !zeroOk) return { error: "Enter a percentage above 0" };
     return { value: value / 100 };
   }
@@ -267,7 +273,8 @@
       }
       if (text === "") continue;
       if (input.hasAttribute("data-percent")) {
-        const parsed = parsePercent(text, input.hasAttribute("data-zero-ok"));
+        const most = input.dataset.max ? Number(input.dataset.max) : 100;
+        const parsed = parsePercent(text, input.hasAttribute("data-zero-ok"), most);
         if (parsed.error) problems.push({ loc: ["body", input.name], msg: parsed.error });
         else body[input.name] = parsed.value;
       } else {
@@ -337,6 +344,7 @@
     if (body.kind) return { ...body };
     const change = { kind: "fixed", cutoff: result.proposed.cutoff };
     if (isNumber(body.leads_per_week)) change.leads_per_week = body.leads_per_week;
+    if (isNumber(body.exploration_share)) change.exploration_share = body.exploration_share;
     return change;
   }
 
@@ -354,6 +362,8 @@
       changeRow("MQL volume", `${pct(now.mql_share)}${weekly(now)}`, `${pct(next.mql_share)}${weekly(next)}`),
       changeRow("Conversion of MQLs", pct(now.precision), pct(next.precision)),
       changeRow("Conversions captured", pct(now.recall), pct(next.recall)),
+      changeRow("Exploration share", pct(currentPolicy.exploration_share || 0),
+        pct((preview.result.exploration || {}).share || 0)),
     );
     clearFieldErrors($("confirm-form"));
     $("confirm-dialog").showModal();

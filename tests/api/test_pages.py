@@ -679,6 +679,8 @@ def test_policy_page_saves_with_confirmation_and_a_reason(
     page.select_option("#sim-kind", "capacity")
     page.fill("#sim-per_week", "300")
     page.fill("#sim-leads_per_week", "1500")
+    assert page.input_value("#sim-exploration_share") == "0 %"  # the share in force
+    page.fill("#sim-exploration_share", "5 %")
     page.click("#simulate-button")
     page.wait_for_selector("#simulation:not([hidden])")
     expect(page.locator("#save-button")).to_be_enabled()
@@ -690,8 +692,9 @@ def test_policy_page_saves_with_confirmation_and_a_reason(
         open_api,
         "POST",
         "/v1/mql-policy/simulate",
-        {"kind": "capacity", "per_week": 300, "leads_per_week": 1500},
+        {"kind": "capacity", "per_week": 300, "leads_per_week": 1500, "exploration_share": 0.05},
     )
+    expect(page.locator("#sim-exploration")).to_have_text(expected["exploration"]["sentence"])
     assert _share_text(expected["current"]["cutoff"]) in change
     assert _share_text(expected["proposed"]["cutoff"]) in change
     assert _share_text(expected["proposed"]["mql_share"]) in change
@@ -713,6 +716,7 @@ def test_policy_page_saves_with_confirmation_and_a_reason(
     expect(page.locator("#set-status")).to_contain_text("Stored as version")
     stored = call(open_api, "GET", "/v1/mql-policy")
     assert stored["kind"] == "capacity" and stored["version"] != before["version"]
+    assert stored["exploration_share"] == 0.05
     expect(page.locator("#set-status")).to_have_text(f"Stored as version {stored['version']}.")
     expect(page.locator("#policy-sentence")).to_have_text(stored["sentence"])
     expect(page.locator("#history tbody")).to_contain_text("sales can work 300 a week")
