@@ -39,7 +39,7 @@ from api.serving import ServingModel, load_serving_model
 from api.workers import WorkerHeader, WorkerSync
 from leadml.errors import DataError, LeadmlError
 from leadml.registry import source_fingerprint
-from leadml.settings import Settings
+from leadml.settings import Settings, load_settings
 from leadml.store import Store, StoreError
 from leadml.treeshap import compile_kernels
 
@@ -113,7 +113,7 @@ def anonymous_roles(settings: Settings) -> frozenset[Role]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API for `settings` (default: from the environment, LEADML_*)."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
     keys = access_keys(settings)
     _configure_logging()
     metrics = ApiMetrics()

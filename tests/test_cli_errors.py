@@ -21,6 +21,7 @@ import pytest
 from cli_testkit import run_cli_streams
 
 from conftest import TrainedModel
+from leadml.store import Store
 
 
 @dataclass(frozen=True)
@@ -420,6 +421,236 @@ CASES = [
         LEADML_MODEL_URI="{model}",
         **ANON,
     ),
+    # ---------------------------------------------------------------- misspelt settings
+    case(
+        "setting-misspelt-api-keys-beside-anonymous",
+        "serve --port {free_port}",
+        "LEADML_API_KEY (in the environment) is not a leadml setting",
+        "did you mean LEADML_API_KEYS?",
+        LEADML_API_KEY="scorer:" + "0" * 64,
+        **ANON,
+    ),
+    case(
+        "setting-misspelt-database-url",
+        f"score {{leads}} -o {{out}} {MODEL}",
+        "did you mean LEADML_DATABASE_URL?",
+        LEADML_DATABSE_URL="sqlite:///{tmp}/app.db",
+    ),
+    case(
+        "setting-misspelt-lower-case",
+        "promote",
+        "leadml_alow_anonymous",
+        "did you mean LEADML_ALLOW_ANONYMOUS?",
+        leadml_alow_anonymous="true",
+    ),
+    case(
+        "setting-unknown-name",
+        "demo-data -o {out}",
+        "LEADML_TURBO (in the environment) is not a leadml setting; correct or remove it",
+        LEADML_TURBO="1",
+    ),
+    # ---------------------------------------------------------------- outcomes import
+    case("outcomes-missing-file", "outcomes import {missing}", "no such file"),
+    case("outcomes-folder", "outcomes import {folder}", "it is a folder"),
+    case("outcomes-empty-file", "outcomes import {empty}", "the file is empty"),
+    case(
+        "outcomes-no-lead-id-column",
+        "outcomes import {outcomes_unknown_kind}",
+        "--lead-id-column",
+    ),
+    case(
+        "outcomes-unknown-lead-id-column",
+        "outcomes import {outcomes_unknown_kind} --lead-id-column nope",
+        "no column 'nope'",
+    ),
+    case(
+        "outcomes-bad-date",
+        "outcomes import {outcomes_bad_date} --lead-id-column lead",
+        "'2026-13-45'",
+        "is not a date",
+    ),
+    case(
+        "outcomes-unknown-kind",
+        "outcomes import {outcomes_unknown_kind} --lead-id-column lead",
+        "'Negotiation' is no outcome event",
+        "--event-value",
+    ),
+    case(
+        "outcomes-mapped-to-no-event",
+        "outcomes import {outcomes_unknown_kind} --lead-id-column lead"
+        " --event-value Negotiation=maybe",
+        "'maybe' is not an event",
+    ),
+    case(
+        "outcomes-event-value-without-value",
+        "outcomes import {outcomes_unknown_kind} --lead-id-column lead --event-value =won",
+        "write it as 'CRM value=event'",
+    ),
+    case(
+        "outcomes-database-missing-folder",
+        "outcomes import {outcomes_unknown_kind} --lead-id-column lead"
+        " --event-value Negotiation=won --database-url sqlite:///{missing_dir}/app.db",
+        "app database",
+        "does not exist",
+    ),
+    # ---------------------------------------------------------------- monitor on the ledger
+    case("monitor-target-without-data", f"monitor --target converted {MODEL}", "--target goes"),
+    case("monitor-data-without-target", f"monitor --data {{leads}} {MODEL}", "needs --target"),
+    case("monitor-days-zero", f"monitor --days 0 {MODEL}", "--days"),
+    case("monitor-negative-window", f"monitor --outcome-window-days -1 {MODEL}", "--outcome"),
+    case(
+        "monitor-ledger-database-missing",
+        f"monitor {MODEL} --database-url sqlite:///{{tmp}}/typo.db",
+        "there is no app database",
+    ),
+    case(
+        "monitor-ledger-database-missing-folder",
+        f"monitor {MODEL} --database-url sqlite:///{{missing_dir}}/app.db",
+        "does not exist",
+    ),
+    # ---------------------------------------------------------------- retrain
+    case("retrain-bad-as-of", "retrain --as-of yesterday", "--as-of 'yesterday'"),
+    case("retrain-window-zero", "retrain --window-days 0", "--window-days"),
+    case("retrain-unknown-metric", "retrain --metric brier", "--metric 'brier' is unknown"),
+    case("retrain-gate-share-above-one", "retrain --gate-share 2", "--gate-share 2 must be"),
+    case("retrain-negative-margin", "retrain --margin -0.1", "--margin -0.1 must be"),
+    case(
+        "retrain-store-missing",
+        "retrain --tracking-uri sqlite:///{tmp}/typo.db --database-url sqlite:///{app_db}",
+        "there is no MLflow tracking store",
+    ),
+    case(
+        "retrain-database-missing",
+        "retrain --tracking-uri {tracking} --model-name test-leads"
+        " --database-url sqlite:///{tmp}/typo.db",
+        "there is no app database",
+    ),
+    case(
+        "retrain-without-scores",
+        "retrain --tracking-uri {tracking} --model-name test-leads --database-url sqlite:///{app_db}",
+        "the ledger has no scores by test-leads",
+    ),
+    case(
+        "retrain-unknown-model",
+        "retrain --tracking-uri {tracking} --model-name no-such-model"
+        " --database-url sqlite:///{app_db}",
+        "no-such-model",
+    ),
+    case(
+        "retrain-missing-export",
+        "retrain --data {missing} --tracking-uri {tracking} --database-url sqlite:///{app_db}",
+        "no such file",
+    ),
+    case(
+        "retrain-report-json-missing-folder",
+        "retrain --report-json {missing_dir}/r.json --database-url sqlite:///{app_db}",
+        "does not exist",
+    ),
+    # ---------------------------------------------------------------- rollback
+    case(
+        "rollback-store-missing",
+        "rollback --tracking-uri sqlite:///{tmp}/typo.db",
+        "there is no MLflow tracking store",
+    ),
+    case(
+        "rollback-no-earlier-champion",
+        "rollback --tracking-uri {tracking} --model-name test-leads",
+        "no champion before v1",
+    ),
+    case(
+        "rollback-unknown-version",
+        "rollback --tracking-uri {tracking} --model-name test-leads --to 99",
+        "version 99",
+    ),
+    case(
+        "rollback-unknown-model",
+        "rollback --tracking-uri {tracking} --model-name no-such-model",
+        "no champion to roll back",
+    ),
+    # ---------------------------------------------------------------- threshold: exploration
+    case(
+        "threshold-exploration-share-too-high",
+        f"threshold --policy fixed --cutoff 0.5 --exploration-share 0.9 {MODEL}",
+        "exploration_share must be between 0 and 0.5",
+    ),
+    case(
+        "threshold-exploration-share-negative",
+        f"threshold --policy fixed --cutoff 0.5 --exploration-share -0.1 {MODEL}",
+        "exploration_share must be between 0 and 0.5",
+    ),
+    # ---------------------------------------------------------------- score: engines, CRM file
+    case("score-unknown-engine", f"score {{leads}} -o {{out}} --engine flink {MODEL}", "flink"),
+    case(
+        "score-master-without-spark",
+        f"score {{leads}} -o {{out}} --master local[2] {MODEL}",
+        "add --engine spark",
+    ),
+    case(
+        "score-spark-with-reasons",
+        f"score {{leads}} -o {{tmp}}/s.parquet --engine spark --reasons {MODEL}",
+        "--reasons is not available with --engine spark",
+    ),
+    case(
+        "score-spark-with-crm-csv",
+        f"score {{leads}} -o {{tmp}}/s.parquet --engine spark --crm-csv {{tmp}}/c.csv {MODEL}",
+        "--crm-csv is not available with --engine spark",
+    ),
+    case(
+        "score-spark-csv-output",
+        f"score {{leads}} -o {{tmp}}/s.csv --engine spark {MODEL}",
+        "the Spark engine writes Parquet",
+    ),
+    case(
+        "score-spark-output-missing-folder",
+        f"score {{leads}} -o {{missing_dir}}/s.parquet --engine spark {MODEL}",
+        "the folder",
+        "does not exist",
+    ),
+    case(
+        "score-spark-missing-input",
+        f"score {{missing}} -o {{tmp}}/s.parquet --engine spark {MODEL}",
+        "no such file",
+    ),
+    case(
+        "score-spark-bad-conf",
+        f"score {{leads}} -o {{tmp}}/s.parquet --engine spark --conf nonsense {MODEL}",
+        "is not KEY=VALUE",
+    ),
+    case(
+        "score-spark-without-java",
+        f"score {{leads}} -o {{tmp}}/s.parquet --engine spark {MODEL}",
+        "--engine spark needs Java",
+        PATH="{empty_bin}",
+        JAVA_HOME="",
+    ),
+    case(
+        "score-crm-csv-not-csv",
+        f"score {{leads}} -o {{out}} --crm-csv {{tmp}}/crm.txt {MODEL}",
+        "needs a .csv file name",
+    ),
+    case(
+        "score-crm-csv-missing-folder",
+        f"score {{leads}} -o {{out}} --crm-csv {{missing_dir}}/crm.csv {MODEL}",
+        "--crm-csv",
+        "does not exist",
+    ),
+    case(
+        "score-crm-csv-is-output",
+        f"score {{leads}} -o {{out}} --crm-csv {{out}} {MODEL}",
+        "give the CRM file its own name",
+    ),
+    # ---------------------------------------------------------------- demo and train options
+    case("demo-data-unknown-variant", "demo-data -o {out} --variant nonsense", "'nonsense'"),
+    case(
+        "train-unknown-date-order",
+        "train --data {leads} --target converted --date-order weird",
+        "--date-order 'weird' is unknown",
+    ),
+    case(
+        "train-day-first-contradicts-month-first",
+        "train --data {leads} --target converted --day-first --date-order month-first",
+        "contradicts",
+    ),
     # ---------------------------------------------------------------- the command line itself
     case("unknown-command", "retrain-everything", "No such command"),
     case("unknown-option", "score {leads} -o {out} --fast", "No such option"),
@@ -468,6 +699,14 @@ def bad(
     pd.DataFrame({"a": [1, 2], "b": ["x", "y"]}).to_csv(tmp / "unrelated.csv", index=False)
     with sqlite3.connect(tmp / "leads.db") as connection:
         leads.to_sql("leads", connection, index=False)
+    outcomes = {"lead": ["A"], "Stage": ["Negotiation"], "date": ["2026-01-01"]}
+    pd.DataFrame(outcomes).to_csv(tmp / "outcomes_unknown_kind.csv", index=False)
+    bad_date = {"lead": ["A"], "Stage": ["Closed Won"], "date": ["2026-13-45"]}
+    pd.DataFrame(bad_date).to_csv(tmp / "outcomes_bad_date.csv", index=False)
+    app = Store.from_url(f"sqlite:///{tmp / 'app.db'}")
+    app.migrate()
+    app.close()
+    (tmp / "empty_bin").mkdir()  # a PATH with no java on it
     tampered = tmp / "tampered"
     shutil.copytree(trained.export_dir, tampered)
     with (tampered / "pipeline.joblib").open("ab") as handle:
@@ -488,6 +727,10 @@ def bad(
         "few_positives": str(tmp / "few_positives.csv"),
         "unrelated": str(tmp / "unrelated.csv"),
         "leads_db": str(tmp / "leads.db"),
+        "outcomes_unknown_kind": str(tmp / "outcomes_unknown_kind.csv"),
+        "outcomes_bad_date": str(tmp / "outcomes_bad_date.csv"),
+        "app_db": str(tmp / "app.db"),
+        "empty_bin": str(tmp / "empty_bin"),
         "out": str(tmp / "out.csv"),
         "model": str(trained.export_dir),
         "tampered": str(tampered),
@@ -549,5 +792,27 @@ def test_bad_input_is_one_line_and_exit_2(
 
 def test_the_corpus_covers_every_command() -> None:
     commands = {c.argv[0] for c in CASES}
-    assert {"train", "score", "promote", "threshold", "monitor", "demo-data", "serve"} <= commands
-    assert len(CASES) >= 80
+    every = {"train", "score", "promote", "threshold", "monitor", "demo-data", "serve"}
+    assert every | {"outcomes", "retrain", "rollback"} <= commands
+    assert len(CASES) >= 140
+
+
+def test_a_misspelt_setting_in_the_env_file_is_refused(
+    bad: dict[str, str],
+    clean_environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    # Keys meant, anonymous also asked for: with the key line misspelt, the server would have
+    # started open to anonymous callers.
+    (tmp_path / ".env").write_text(
+        "LEADML_ALLOW_ANONYMOUS=true\nLEADML_APIKEYS=scorer:" + "0" * 64 + "\n"
+    )
+    code, _, err = run_cli_streams(["serve", "--port", bad["free_port"]], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert "LEADML_APIKEYS (in .env) is not a leadml setting" in lines[0]
+    assert "did you mean LEADML_API_KEYS?" in lines[0]
+    (tmp_path / ".env").write_text("LEADML_API_KEYS=scorer:" + "0" * 64 + "\n")
+    _, _, err = run_cli_streams(["serve", "--port", bad["free_port"]], capsys)
+    assert "not a leadml setting" not in err  # a name leadml reads passes this check

@@ -36,6 +36,7 @@ from typer.exceptions import TyperException
 from leadml.batch import DEFAULT_CHUNK_ROWS, for_people, score_file
 from leadml.data import (
     check_output_path,
+    is_database_url,
     load_leads,
     outcome_leads,
     readable_file,
@@ -76,9 +77,11 @@ from leadml.settings import (
     Settings,
     bound_mlflow_http_waits,
     check_local_store,
+    check_variable_names,
     describe_settings_error,
     load_settings,
 )
+from leadml.spark import check_paths as check_spark_paths
 from leadml.spark import require_spark, score_with_spark
 from leadml.spreadsheet import write_csv
 from leadml.store import OutcomeEventIn, ScoredLeadIn, Store
@@ -441,9 +444,11 @@ def score(
         raise DataError("--master and --conf are Spark settings; add --engine spark")
     if engine == "spark":
         require_spark()
-    if engine == "spark" and reasons:
+        check_spark_paths(path, output)
+    if engine == "spark" and (reasons or crm_csv is not None):
+        option = "--reasons" if reasons else "--crm-csv"
         raise DataError(
-            "--reasons is not available with --engine spark; score with --engine pandas"
+            f"{option} is not available with --engine spark; score with --engine pandas"
         )
     # Text, not Path: a URI such as s3a://bucket/leads must reach Spark as written.
     output_path = Path(output)
@@ -1083,6 +1088,8 @@ def monitor(
     if data is None:
         if target is not None:
             raise DataError("--target goes with --data; without --data the ledger is read")
+        # An app database that is not there is a typo, not a quiet period to call healthy.
+        check_local_store(url, what="app database", setting=DATABASE_SETTING, create=False)
         window = outcome_window_days or settings.outcome_window_days
         verdict = _monitor_ledger(settings, model, url, days, window, report_json)
     else:
@@ -1312,6 +1319,10 @@ def retrain(
     newest outcomes, print the one-page report; exit 0 promoted, 3 refused, 2 bad input."""
     if metric not in ("roc_auc", "pr_auc"):
         raise DataError(f"--metric {metric!r} is unknown; use roc_auc or pr_auc")
+    if not 0 <= margin < 1:
+        raise DataError(f"--margin {margin:g} must be at least 0 and below 1, e.g. 0.005")
+    if not 0 < gate_share < 1:
+        raise DataError(f"--gate-share {gate_share:g} must be above 0 and below 1, e.g. 0.25")
     moment = datetime.now(UTC)
     if as_of is not None:
         try:
@@ -1321,6 +1332,11 @@ def retrain(
     settings = _settings(tracking_uri)
     if report_json is not None:
         _writable(report_json, "--report-json")
+    url = database_url or settings.database_url
+    # The ledger is read, never started here: a database that is not there is a typo.
+    check_local_store(url, what="app database", setting=DATABASE_SETTING, create=False)
+    if data and not is_database_url(data):
+        readable_file(data)
     open_tracking_store(settings.tracking_uri, create=False)
     name = model_name or settings.model_name
     with console.status("reading the champion"):
@@ -1330,7 +1346,7 @@ def retrain(
     holdout = Holdout(y=holdout_y.astype(np.int64), proba=holdout_proba.astype(np.float64))
     with (
         console.status("reading the ledger"),
-        _policy_book(database_url or settings.database_url, holdout) as book,
+        _policy_book(url, holdout) as book,
     ):
         active = book.active(scorer)
         ledger = book.store.ledger_frame(model_name=name)
@@ -1528,6 +1544,8 @@ def main(argv: list[str] | None = None) -> None:
     _quiet_libraries()
     command = typer.main.get_command(app)
     try:
+        # Any command, also one that reads no setting: a misspelt name is found before it matters.
+        check_variable_names()
         # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
         code = command.main(args=argv, prog_name="leadml", standalone_mode=False)
         if isinstance(code, int) and code:

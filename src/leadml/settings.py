@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 from annotated_types import Ge, Gt, Le, Lt
+from dotenv import dotenv_values
 from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +24,12 @@ TRACKING_SETTING = "the tracking URI (--tracking-uri or MLFLOW_TRACKING_URI)"
 #: MLflow's own defaults (120 s a request, 7 retries with a doubling back-off) keep a command
 #: waiting for minutes on a tracking server that does not answer; these bound one MLflow call to
 #: about 10 s x 3 tries + 1 s + 2 s of back-off. MLflow's variables, when set, win.
+#: LEADML_ variables that are not settings, read where they are used.
+OTHER_VARIABLES = {
+    "LEADML_DEBUG": "the CLI prints the traceback of a bug",
+    "LEADML_PAGE_SCREENSHOTS": "the page tests' screenshot folder",
+}
+ENV_FILE = Path(".env")
 MLFLOW_HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -30,7 +39,7 @@ MLFLOW_HTTP_DEFAULTS = {
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="LEADML_", env_file=".env", extra="ignore", populate_by_name=True
+        env_prefix="LEADML_", env_file=ENV_FILE, extra="ignore", populate_by_name=True
     )
 
     tracking_uri: str = Field(
@@ -138,11 +147,49 @@ def bound_mlflow_http_waits() -> None:
 
 def load_settings(**overrides: Any) -> Settings:
     """The settings from the environment and .env; a value that does not fit is a one-line
-    `SettingsError` naming the variable and what it accepts, not pydantic's report."""
+    `SettingsError` naming the variable and what it accepts, not pydantic's report, and so is
+    a LEADML_ variable that is no setting (`check_variable_names`)."""
+    check_variable_names()
     try:
         return Settings(**overrides)
     except ValidationError as error:
         raise SettingsError(describe_settings_error(error)) from None
+
+
+def known_variables() -> set[str]:
+    """Every variable name leadml reads, upper case (names are read case-insensitively)."""
+    names = {name for field in Settings.model_fields for name in env_names(field)}
+    return {name.upper() for name in names | set(OTHER_VARIABLES)}
+
+
+def check_variable_names(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = None
+) -> None:
+    """Refuse a LEADML_ variable, in the environment or the .env file, that leadml does not read.
+
+    A misspelt setting is otherwise ignored and its default stays in force without a word: no
+    API keys where keys were meant (so anonymous access, if it is also asked for), a new empty
+    database instead of the one named, the default signing key file.
+    """
+    environ = os.environ if environ is None else environ
+    env_file = ENV_FILE if env_file is None else env_file
+    found = [(name, "the environment") for name in environ]
+    if env_file.is_file():
+        found += [(name, str(env_file)) for name in dotenv_values(env_file)]
+    known = known_variables()
+    for name, where in found:
+        upper = name.upper()
+        if not upper.startswith("LEADML_") or upper in known:
+            continue
+        # Compared without the prefix every name shares, which would make all names look close.
+        suffixes = {name.removeprefix("LEADML_"): name for name in known}
+        close = difflib.get_close_matches(upper.removeprefix("LEADML_"), suffixes, 1, 0.7)
+        hint = f"did you mean {suffixes[close[0]]}? " if close else ""
+        raise SettingsError(
+            f"{name} (in {where}) is not a leadml setting; {hint}correct or remove it"
+            " (a misspelt setting would leave its default in force; the settings are listed in"
+            " the README)"
+        )
 
 
 def describe_settings_error(error: ValidationError) -> str:

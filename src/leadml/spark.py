@@ -325,6 +325,22 @@ def scored_frame(
     )
 
 
+def check_paths(source: str, output: str) -> None:
+    """Refuse, before Spark starts, a local input that is not there and an output Spark would
+    refuse, write over someone's files, or put in a folder that does not exist (Spark would
+    create the folders, so a typo would leave the scores somewhere unexpected)."""
+    if _is_local(source) and not _local_path(source).exists():
+        raise DataError(f"cannot read {source}: no such file; check the path")
+    _check_output(output)
+    if _is_local(output):
+        folder = _local_path(output).absolute().parent
+        if not folder.is_dir():
+            raise DataError(
+                f"cannot write {output}: the folder {folder} does not exist;"
+                " create it first or choose another path"
+            )
+
+
 def _check_output(output: str) -> None:
     name = output.rstrip("/").lower()
     if name.endswith((".csv", ".json", ".xlsx")):
