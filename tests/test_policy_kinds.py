@@ -94,14 +94,16 @@ def test_the_policy_page_offers_every_kind_with_its_fields() -> None:
     pages = FastAPI()
     install_pages(pages)
     html = TestClient(pages).get("/policy").text
-    select = html[html.index('<select id="set-kind"') : html.index("</select>")]
-    assert re.findall(r'<option value="([a-z_]+)"', select) == KINDS
+    start = html.index('<select id="sim-kind"')
+    select = html[start : html.index("</select>", start)]
+    # First the page's own "move the line by points", then every kind, in the registry's order.
+    assert re.findall(r'<option value="([a-z_]+)"', select) == ["shift", *KINDS]
     for kind in KINDS:
         for option in policy_options(kind):
             if option.metadata["unit"] == "choice":
                 continue  # the page keeps the default (e.g. max_value's basis)
             field = re.search(
-                rf'<div class="field" data-kinds="([a-z_ ]+)">\s*<label for="set-{option.name}"',
+                rf'<div class="field" data-kinds="([a-z_ ]+)">\s*<label for="sim-{option.name}"',
                 html,
             )
             assert field and kind in field.group(1).split(), f"the page lacks {kind}.{option.name}"
