@@ -42,6 +42,19 @@ async def describe_model(
     }
 
 
+def _identity(model: ServingModel) -> dict[str, Any]:
+    """What names the served model, the same in the description and the report."""
+    info = model.scorer.info
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": model.alias,
+        "kind": info.kind,
+        "calibration": info.calibration,
+        "trained_at": info.trained_at,
+    }
+
+
 def model_description(
     model: ServingModel, policy: ActivePolicy | None, max_batch_leads: int
 ) -> dict[str, Any]:
@@ -54,12 +67,7 @@ def model_description(
         if spec.name in lead_model.field_names and spec.name != lead_model.id_field
     ]
     return {
-        "name": model.name,
-        "version": model.version,
-        "alias": model.alias,
-        "kind": info.kind,
-        "calibration": info.calibration,
-        "trained_at": info.trained_at,
+        **_identity(model),
         "loaded_at": model.loaded_at.isoformat(),
         "source": model.source,
         "metrics": {k: v for k, v in info.metrics.items() if v == v},  # drop NaN
@@ -219,12 +227,7 @@ def model_report(
     info = model.scorer.info
     history, history_error = _history(model.name, settings.tracking_uri)
     return {
-        "name": model.name,
-        "version": model.version,
-        "alias": model.alias,
-        "kind": info.kind,
-        "calibration": info.calibration,
-        "trained_at": info.trained_at,
+        **_identity(model),
         "selection_reason": info.selection_reason,
         "source": model.source,
         "target": model.scorer.schema.target,
