@@ -39,6 +39,8 @@ step "7. Serving the API and pages (Ctrl-C to stop)"
 echo "  Ranked leads: http://$HOST:$PORT/"
 echo "  One lead:     http://$HOST:$PORT/lead"
 echo "  MQL line:     http://$HOST:$PORT/policy"
+echo "  The model:    http://$HOST:$PORT/model"
+echo "  Monitoring:   http://$HOST:$PORT/monitoring"
 echo "  API docs:     http://$HOST:$PORT/docs"
 echo "  MLflow UI:    .venv/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 # Anonymous access, for this machine only (serve refuses another --host), with the admin role so
