@@ -414,6 +414,15 @@ CASES = [
         **ANON,
     ),
     case(
+        "serve-database-misspelt-file-name",
+        "serve --port {free_port}",
+        "there is no app database at {tmp}/leadmll.db",
+        "--new-database",
+        LEADML_DATABASE_URL="sqlite:///{tmp}/leadmll.db",
+        LEADML_MODEL_URI="{model}",
+        **ANON,
+    ),
+    case(
         "serve-database-refuses",
         "serve --port {free_port}",
         "connection refused",
@@ -788,6 +797,29 @@ def test_bad_input_is_one_line_and_exit_2(
     # No command left a new, empty store behind.
     assert not (tmp_path / "mlflow.db").exists()
     assert not (tmp_path / "leadml.db").exists()
+
+
+def test_serve_starts_a_new_app_database_only_when_asked(
+    bad: dict[str, str],
+    clean_environment: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    import uvicorn
+
+    served: list[str] = []
+    clean_environment.setattr(uvicorn, "run", lambda app, **_: served.append(app))
+    clean_environment.setenv("LEADML_ALLOW_ANONYMOUS", "true")
+    clean_environment.setenv("LEADML_MODEL_URI", bad["model"])
+    database = tmp_path / "new.db"
+    clean_environment.setenv("LEADML_DATABASE_URL", f"sqlite:///{database}")
+    code, _, err = run_cli_streams(["serve", "--port", bad["free_port"]], capsys)
+    assert code == 2 and "--new-database" in err and not database.exists() and not served
+    code, _, err = run_cli_streams(["serve", "--port", bad["free_port"], "--new-database"], capsys)
+    assert code == 0, err
+    assert served == ["api.main:create_app"]
+    assert f"creating a new app database at {database}" in " ".join(err.split())
+    assert Store.from_url(f"sqlite:///{database}").schema_revision() is not None
 
 
 def test_the_corpus_covers_every_command() -> None:

@@ -43,7 +43,7 @@ from leadml.data import (
     write_leads,
 )
 from leadml.demo import check_variants, write_demo_leads
-from leadml.errors import DataError, ExitCode, LeadmlError, ModelError
+from leadml.errors import DataError, ExitCode, LeadmlError, ModelError, SettingsError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
 from leadml.monitor import ACT, MIN_LEADS, ContractReport, MonitorReport, monitor_outcomes
@@ -949,6 +949,15 @@ def serve(
             help="Worker processes; an admin reload or a policy change reaches all within 1 s.",
         ),
     ] = 1,
+    new_database: Annotated[
+        bool,
+        typer.Option(
+            "--new-database",
+            help="Start on a new, empty SQLite app database where LEADML_DATABASE_URL names a"
+            " file that does not exist yet. Without it that is refused: a misspelt file name"
+            " would otherwise serve without the policies, ledger and outcomes.",
+        ),
+    ] = False,
 ) -> None:
     """Serve the scoring API on the model the settings (LEADML_*) point to."""
     settings = _settings()
@@ -957,10 +966,15 @@ def serve(
     # Then the address, the app database and the model: what a worker would fail on at start.
     importlib.import_module("api.main").check_serving(settings, host)
     _check_listen_address(host, port)
-    new_database = _check_app_database(settings.database_url)
+    missing_database = _check_app_database(settings.database_url)
     _check_model_source(settings)
-    if new_database is not None:
-        console.print(f"the app database {new_database} does not exist yet; the server creates it")
+    if missing_database is not None and not new_database:
+        raise SettingsError(
+            f"there is no app database at {missing_database}; correct LEADML_DATABASE_URL,"
+            " or pass --new-database to start on a new, empty one"
+        )
+    if missing_database is not None:
+        _open_app_database(settings.database_url).close()
     # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
     with importlib.import_module("api.workers").worker_environment(workers):
         uvicorn.run(
@@ -997,8 +1011,8 @@ def _check_listen_address(host: str, port: int) -> None:
 
 
 def _check_app_database(database_url: str) -> Path | None:
-    """The app database opens (a new SQLite file is made only in a folder that exists); returns
-    the path of a SQLite file the server will create."""
+    """The app database opens; returns the path of a SQLite file that does not exist yet (in a
+    folder that does), which only `--new-database` may create."""
     missing = check_local_store(
         database_url, what="app database", setting="LEADML_DATABASE_URL", create=True
     )

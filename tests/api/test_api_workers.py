@@ -88,7 +88,10 @@ def server(
     log = work / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "leadml.cli", "serve", "--port", str(port), "--workers", "2"],
+            [
+                *(sys.executable, "-m", "leadml.cli", "serve", "--port", str(port)),
+                *("--workers", "2", "--new-database"),
+            ],
             cwd=work,
             env=env,
             stdout=out,
