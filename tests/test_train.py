@@ -8,8 +8,9 @@ from sklearn.metrics import roc_auc_score
 from conftest import DEMO_ROWS, demo_config
 from leadml import demo
 from leadml.errors import DataError
-from leadml.schema import Role
+from leadml.schema import Role, datetime_feature_names
 from leadml.train import (
+    FEATURE_MIN_Z,
     HIGH_CARDINALITY_VALUES,
     CandidateScore,
     TrainResult,
@@ -238,3 +239,38 @@ def test_a_many_valued_column_is_a_feature_only_when_it_helps() -> None:
     [decision] = kept.column_decisions
     assert decision.column == "job_title" and decision.kept, decision.reason
     assert "job_title" in kept.schema.feature_names
+
+
+def test_time_features_stay_out_when_the_time_of_day_says_nothing(
+    demo_result: TrainResult,
+) -> None:
+    """The demo's outcome does not depend on when a lead was created: by the paired time-ordered
+    test the parts of created_at are left out, and the report says so with the figures."""
+    decision = demo_result.time_features
+    assert decision is not None and decision.column == demo.TIME_COLUMN
+    assert not decision.kept and decision.z <= FEATURE_MIN_Z, decision.reason
+    assert demo.TIME_COLUMN not in demo_result.schema.feature_names
+    prepared = demo_result.pipeline.named_steps["prepare"].feature_names_out_
+    assert not set(datetime_feature_names(demo.TIME_COLUMN)) & set(prepared)
+    reported = demo_result.report()["time_features"]
+    assert reported["kept"] is False and reported["z"] == decision.z
+    assert "not used" in decision.reason and "standard errors" in decision.reason
+
+
+def test_time_features_are_kept_when_office_hours_convert() -> None:
+    """Leads created in office hours on weekdays convert far better (an inbound call desk): the
+    time-ordered paired test keeps created_at's parts, and the model uses them."""
+    leads = demo.generate_leads(DEMO_ROWS, seed=4).drop(columns=["sales_status", "lead_quality"])
+    created = pd.to_datetime(leads[demo.TIME_COLUMN])
+    office = (created.dt.weekday < 5) & created.dt.hour.between(9, 16)
+    log_odds = demo.true_log_odds(leads) + np.where(office, 1.5, -1.0)
+    draws = np.random.default_rng(4).random(len(leads))
+    leads[demo.TARGET] = (draws < 1 / (1 + np.exp(-log_odds))).astype(int)
+    result = train_model(leads, demo_config(candidates=("lightgbm",)))
+    decision = result.time_features
+    assert decision is not None and decision.kept, decision.reason
+    assert decision.z > FEATURE_MIN_Z and decision.log_loss_gain > 0
+    assert demo.TIME_COLUMN in result.schema.feature_names
+    prepared = result.pipeline.named_steps["prepare"].feature_names_out_
+    assert set(datetime_feature_names(demo.TIME_COLUMN)) <= set(prepared)
+    assert permutation_drop(result, demo.TIME_COLUMN) > 0.01

@@ -68,18 +68,16 @@ PREFER_SIMPLE_WITHIN = 0.005
 CV_MAX_ROWS = 200_000
 #: LightGBM folds stop growing trees once out-of-fold log loss has not improved for this many.
 EARLY_STOPPING_ROUNDS = 50
-#: The time column's parts (weekday, hour, month) stay features only if they raise time-ordered
-#: CV PR AUC by at least this much: a month the model barely saw has to be extrapolated.
-TIME_FEATURES_MIN_GAIN = 0.002
+#: A questioned feature (the time column's parts, a many-valued text column) stays only if it
+#: lowers the out-of-fold log loss by more than this many standard errors of the per-lead
+#: difference (a paired, one-sided test on the same leads, `paired_feature_test`): a noise
+#: column wins half of all plain comparisons, and fold-to-fold PR AUC noise is larger than any
+#: fixed small margin on a few thousand leads.
+FEATURE_MIN_Z = 2.0
 #: A text column with more distinct values than this among the leads learnt from (a landing-page
 #: id, a referrer URL, a sales rep) is a feature only when cross-validation says it helps: most of
 #: its values are rare, so a model can fit noise in them, and new values keep arriving.
 HIGH_CARDINALITY_VALUES = 50
-#: Such a column stays only if it lowers the out-of-fold log loss by more than this many
-#: standard errors of the per-lead difference (a paired, one-sided test on the same leads):
-#: a noise column wins half of all plain comparisons, and fold-to-fold PR AUC noise is larger
-#: than any fixed small margin on a few thousand leads.
-HIGH_CARDINALITY_MIN_Z = 2.0
 #: Probability quantiles kept with the model to place a new lead in the training distribution.
 N_REFERENCE_QUANTILES = 1001
 
@@ -142,6 +140,9 @@ class TimeFeatureDecision:
     kept: bool
     pr_auc_with: float
     pr_auc_without: float
+    #: Mean time-ordered out-of-fold log-loss reduction a lead with them, and in standard errors.
+    log_loss_gain: float
+    z: float
     reason: str
 
 
@@ -430,18 +431,29 @@ def _without_time_features(schema: LeadSchema) -> LeadSchema:
 
 
 def time_feature_decision(
-    column: str, with_time: CandidateScore, without_time: CandidateScore
+    column: str,
+    y_tested: np.ndarray,
+    with_time: CandidateFolds,
+    without_time: CandidateFolds,
+    w_tested: np.ndarray | None = None,
 ) -> TimeFeatureDecision:
-    """Keep the time column's parts as features only when time-ordered CV says they help."""
-    gain = with_time.pr_auc - without_time.pr_auc
-    kept = gain >= TIME_FEATURES_MIN_GAIN
-    verdict = "kept" if kept else "not used"
+    """Keep the time column's parts as features only when the time-ordered CV says they help, by
+    the paired test every questioned feature passes (`paired_feature_test`): a month the model
+    barely saw has to be extrapolated, so they must earn their place."""
+    test = paired_feature_test(y_tested, with_time, without_time, w_tested)
     reason = (
-        f"time features of {column!r} (weekday, hour, month) {verdict}: time-ordered CV PR AUC"
-        f" {with_time.pr_auc:.3f} with them, {without_time.pr_auc:.3f} without"
-        f" ({'a gain of at least' if kept else 'less than'} {TIME_FEATURES_MIN_GAIN} needed)"
+        f"time features of {column!r} (weekday, hour, month)"
+        f" {'kept' if test.kept else 'not used'}: {test.explanation('them', ordered=True)}"
     )
-    return TimeFeatureDecision(column, kept, with_time.pr_auc, without_time.pr_auc, reason)
+    return TimeFeatureDecision(
+        column,
+        test.kept,
+        with_time.score.pr_auc,
+        without_time.score.pr_auc,
+        test.log_loss_gain,
+        test.z,
+        reason,
+    )
 
 
 def high_cardinality_columns(
@@ -482,6 +494,46 @@ def paired_log_loss_gain(
     return mean, float(np.sqrt(variance / n_effective))
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Out-of-fold log loss with a feature against without it, on the same leads."""
+
+    log_loss_gain: float
+    z: float
+    kept: bool
+    pr_auc_with: float
+    pr_auc_without: float
+
+    def explanation(self, it: str, ordered: bool) -> str:
+        return (
+            f"with {it} the {'time-ordered ' if ordered else ''}CV log loss is lower by"
+            f" {self.log_loss_gain:.4f} a lead, {self.z:.1f} standard errors"
+            f" ({'more' if self.kept else 'not more'} than {FEATURE_MIN_Z:g} needed);"
+            f" CV PR AUC {self.pr_auc_with:.3f} with {it}, {self.pr_auc_without:.3f} without"
+        )
+
+
+def paired_feature_test(
+    y_tested: np.ndarray,
+    with_it: CandidateFolds,
+    without_it: CandidateFolds,
+    w_tested: np.ndarray | None = None,
+) -> PairedTest:
+    """Keep a questioned feature only when it lowers out-of-fold log loss by more than
+    `FEATURE_MIN_Z` standard errors (both CVs test the same leads in the same order)."""
+    if not np.array_equal(with_it.tested, without_it.tested):
+        raise ValueError("the two cross-validations tested different leads")
+    gain, error = paired_log_loss_gain(y_tested, with_it.proba, without_it.proba, w_tested)
+    z = gain / error if error > 0 else 0.0
+    return PairedTest(
+        round(gain, 6),
+        round(z, 3),
+        z > FEATURE_MIN_Z,
+        with_it.score.pr_auc,
+        without_it.score.pr_auc,
+    )
+
+
 def column_decision(
     column: str,
     distinct: int,
@@ -491,28 +543,20 @@ def column_decision(
     ordered: bool,
     w_tested: np.ndarray | None = None,
 ) -> ColumnDecision:
-    """Keep a high-cardinality column only when it lowers out-of-fold log loss by more than
-    `HIGH_CARDINALITY_MIN_Z` standard errors (both CVs test the same leads in the same order)."""
-    if not np.array_equal(with_it.tested, without_it.tested):
-        raise ValueError("the two cross-validations tested different leads")
-    gain, error = paired_log_loss_gain(y_tested, with_it.proba, without_it.proba, w_tested)
-    z = gain / error if error > 0 else 0.0
-    kept = z > HIGH_CARDINALITY_MIN_Z
+    """Keep a high-cardinality column only when it passes `paired_feature_test`."""
+    test = paired_feature_test(y_tested, with_it, without_it, w_tested)
     reason = (
-        f"{column!r} ({distinct:,} distinct values) {'kept' if kept else 'not used'}:"
-        f" with it the {'time-ordered ' if ordered else ''}CV log loss is lower by {gain:.4f}"
-        f" a lead, {z:.1f} standard errors ({'more' if kept else 'not more'} than"
-        f" {HIGH_CARDINALITY_MIN_Z:g} needed); CV PR AUC {with_it.score.pr_auc:.3f} with it,"
-        f" {without_it.score.pr_auc:.3f} without"
+        f"{column!r} ({distinct:,} distinct values) {'kept' if test.kept else 'not used'}:"
+        f" {test.explanation('it', ordered)}"
     )
     return ColumnDecision(
         column,
         distinct,
-        kept,
-        with_it.score.pr_auc,
-        without_it.score.pr_auc,
-        round(gain, 6),
-        round(z, 3),
+        test.kept,
+        test.pr_auc_with,
+        test.pr_auc_without,
+        test.log_loss_gain,
+        test.z,
         reason,
     )
 
@@ -728,7 +772,11 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         without = _without_time_features(schema)
         preparer_without, X_without, folds_without = cross_validate_chosen(without)
         time_features = time_feature_decision(
-            str(config.time_column), chosen_folds.score, folds_without.score
+            str(config.time_column),
+            y_learn[cv_rows][chosen_folds.tested],
+            chosen_folds,
+            folds_without,
+            None if w_cv is None else w_cv[chosen_folds.tested],
         )
         progress(time_features.reason)
         if not time_features.kept:
