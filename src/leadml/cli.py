@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -488,19 +488,10 @@ def score(
         return
     chunk_rows = chunk_rows or DEFAULT_CHUNK_ROWS
     explainer = Explainer.for_scorer(scorer) if reasons or crm_csv is not None else None
-    ledger_store: Store | None = None
-    recorded = 0
+    recorder = _LedgerRecorder(url if keep_ledger else None)
 
     def record(chunk: pd.DataFrame, scored: pd.DataFrame) -> None:
-        nonlocal recorded, ledger_store
-        if keep_ledger and ledger_store is None:
-            # Opened at the first scored chunk: an input refused before scoring leaves no
-            # new database behind.
-            ledger_store = _open_app_database(url)
-        if ledger_store is not None:
-            recorded += ledger_store.record_scores(
-                _ledger_rows(scorer, policy.version, chunk, scored)
-            )
+        recorder.record(lambda: _ledger_rows(scorer, policy.version, chunk, scored))
 
     with Progress(
         SpinnerColumn(),
@@ -524,8 +515,7 @@ def score(
                 on_scored=record,
             )
         finally:
-            if ledger_store is not None:
-                ledger_store.close()
+            recorder.close()
     if crm_csv is not None:
         crm = crm_import_frame(
             ranked,
@@ -546,7 +536,7 @@ def score(
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
         + (f"; CRM import file written to {crm_csv}" if crm_csv is not None else "")
-        + (f"; {recorded:,} scores recorded in the ledger" if keep_ledger else "; ledger off")
+        + recorder.summary()
     )
 
 
@@ -571,15 +561,10 @@ def _score_on_spark(
     if chunk_rows is not None:
         conf["spark.sql.execution.arrow.maxRecordsPerBatch"] = str(chunk_rows)
     console.print(f"scoring {source} on Spark ({master or 'default master'})")
-    ledger_store: Store | None = None
-    recorded = 0
+    recorder = _LedgerRecorder(ledger_url)
 
     def record(batch: list[dict[str, Any]]) -> None:
-        nonlocal recorded, ledger_store
-        if ledger_url is not None and ledger_store is None:
-            ledger_store = _open_app_database(ledger_url)  # at the first batch, as on pandas
-        if ledger_store is not None:
-            recorded += ledger_store.record_scores(_spark_ledger_rows(scorer, batch))
+        recorder.record(lambda: _spark_ledger_rows(scorer, batch))
 
     try:
         done = score_with_spark(
@@ -592,34 +577,85 @@ def _score_on_spark(
             on_ledger_batch=record if ledger_url is not None else None,
         )
     finally:
-        if ledger_store is not None:
-            ledger_store.close()
+        recorder.close()
     out.print(
         f"scored {done.leads:,} leads on Spark ({done.master}) with {scorer.info.name}"
         f" v{scorer.info.version or '?'}; {done.mqls:,} are MQLs under"
-        f" {_policy_label(policy.version)}; Parquet written to {output}"
-        + (f"; {recorded:,} scores recorded in the ledger" if ledger_url else "; ledger off")
+        f" {_policy_label(policy.version)}; Parquet written to {output}" + recorder.summary()
     )
+
+
+class _LedgerRecorder:
+    """The score ledger of one `leadml score` run, on either engine.
+
+    The app database is opened at the first scored batch, so an input refused before scoring
+    leaves no new database behind; `url` None means the ledger is off.
+    """
+
+    def __init__(self, url: str | None) -> None:
+        self.url = url
+        self.recorded = 0
+        self._store: Store | None = None
+
+    def record(self, rows: Callable[[], list[ScoredLeadIn]]) -> None:
+        if self.url is None:
+            return
+        if self._store is None:
+            self._store = _open_app_database(self.url)
+        self.recorded += self._store.record_scores(rows())
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def summary(self) -> str:
+        if self.url is None:
+            return "; ledger off"
+        return f"; {self.recorded:,} scores recorded in the ledger"
 
 
 def _spark_ledger_rows(scorer: Scorer, batch: list[dict[str, Any]]) -> list[ScoredLeadIn]:
     """Ledger rows of leads scored on Spark, as `iter_ledger_batches` hands them back."""
     id_column = scorer.id_column or ""
     return [
-        ScoredLeadIn(
-            lead_id=None if lead.get(id_column) is None else str(lead[id_column]),
-            model_name=scorer.info.name,
+        _ledger_row(
+            scorer,
+            lead_id=lead.get(id_column),
             model_version=str(lead["model_version"] or ""),
             policy_version=lead["policy_version"],
-            probability=float(lead["probability"]),
-            score=float(lead["score"]),
-            grade=str(lead["grade"]),
-            is_mql=bool(lead["is_mql"]),
+            scored=(lead["probability"], lead["score"], lead["grade"], lead["is_mql"]),
             features=lead["features"],
-            source="cli",
         )
         for lead in batch
     ]
+
+
+def _ledger_row(
+    scorer: Scorer,
+    *,
+    lead_id: Any,
+    model_version: str,
+    policy_version: int | None,
+    scored: tuple[Any, Any, Any, Any],
+    features: dict[str, Any],
+    reasons: dict[str, Any] | None = None,
+) -> ScoredLeadIn:
+    """One lead scored by `leadml score`; `scored` is (probability, score, grade, is_mql)."""
+    probability, score, grade, is_mql = scored
+    return ScoredLeadIn(
+        lead_id=None if lead_id is None or pd.isna(lead_id) else str(lead_id),
+        model_name=scorer.info.name,
+        model_version=model_version,
+        policy_version=policy_version,
+        probability=float(probability),
+        score=float(score),
+        grade=str(grade),
+        is_mql=bool(is_mql),
+        features=features,
+        source="cli",
+        reasons=reasons,
+    )
 
 
 def _ledger_rows(
@@ -638,34 +674,25 @@ def _ledger_rows(
     ]
     id_column = scorer.id_column
     ids = scored[id_column].tolist() if id_column and id_column in scored.columns else None
-    rows = []
-    for i, (probability, score, grade, is_mql) in enumerate(
-        zip(scored["probability"], scored["score"], scored["grade"], scored["is_mql"], strict=True)
-    ):
-        lead_id = None if ids is None or pd.isna(ids[i]) else str(ids[i])
-        rows.append(
-            ScoredLeadIn(
-                lead_id=lead_id,
-                model_name=scorer.info.name,
-                model_version=scorer.info.version or "",
-                policy_version=policy_version,
-                probability=float(probability),
-                score=float(score),
-                grade=str(grade),
-                is_mql=bool(is_mql),
-                features=features[i],
-                source="cli",
-                reasons=(
-                    {
-                        "for": scored["reasons_for"].iloc[i],
-                        "against": scored["reasons_against"].iloc[i],
-                    }
-                    if explained
-                    else None
-                ),
-            )
+    outputs = zip(
+        scored["probability"], scored["score"], scored["grade"], scored["is_mql"], strict=True
+    )
+    return [
+        _ledger_row(
+            scorer,
+            lead_id=None if ids is None else ids[i],
+            model_version=scorer.info.version or "",
+            policy_version=policy_version,
+            scored=output,
+            features=features[i],
+            reasons=(
+                {"for": scored["reasons_for"].iloc[i], "against": scored["reasons_against"].iloc[i]}
+                if explained
+                else None
+            ),
         )
-    return rows
+        for i, output in enumerate(outputs)
+    ]
 
 
 def _policy_label(version: int | None) -> str:
