@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import leadml.schema as schema
 from leadml.schema import (
     LeadSchema,
     Role,
@@ -114,3 +115,30 @@ def test_blank_placeholders_and_booleans() -> None:
     flags = boolean_series(pd.Series(["Yes", "no", "TRUE", "maybe", None]))
     assert flags.tolist()[:3] == [1.0, 0.0, 1.0]
     assert np.isnan(flags.iloc[3]) and np.isnan(flags.iloc[4])
+
+
+@pytest.mark.parametrize("text_share", [0.0, 0.005, 0.015, 0.019, 0.021, 0.03, 0.5, 1.0])
+def test_text_read_once_per_value_decides_numbers_as_reading_every_row(
+    text_share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than 98 % of the rows reading as numbers makes a number column, however the text is
+    read: chunk by chunk of distinct values with an early stop, or every row at once."""
+
+    monkeypatch.setattr(schema, "NUMERIC_PARSE_CHUNK", 7)
+    rng = np.random.default_rng(int(text_share * 1000))
+    n = 2000
+    values = rng.integers(0, 300, n).astype(str).astype(object)
+    words = rng.random(n) < text_share
+    values[words] = [f"n/a {i % 40}" for i in range(int(words.sum()))]
+    column = pd.Series(values, dtype="str")
+    every_row = pd.to_numeric(column, errors="coerce").notna().mean() > 0.98
+    spec = schema.infer_column("amount", column, normalise_placeholders(()))
+    assert (spec.role is Role.NUMERIC) == every_row
+    if every_row:
+        assert spec.integer
+
+
+def test_an_id_column_of_text_is_an_id_without_reading_it_as_numbers() -> None:
+    column = pd.Series([f"L{i:07d}x" for i in range(50_000)], dtype="str")
+    spec = infer_schema(pd.DataFrame({"ref": column, "y": [0, 1] * 25_000}), "y", "1").column("ref")
+    assert spec.role is Role.ID

@@ -430,7 +430,9 @@ def datetime_feature_names(column: str) -> list[str]:
 
 
 # -- inference ---------------------------------------------------------------------------------
-def _looks_boolean(values: pd.Series) -> bool:
+def _looks_boolean(values: pd.Series, n_distinct: int) -> bool:
+    if n_distinct > 2:
+        return False  # never yes/no; and an id column would be read value by value below
     distinct = {str(v).strip().lower() for v in values.unique()}
     return 1 <= len(distinct) <= 2 and distinct <= (TRUE_WORDS | FALSE_WORDS)
 
@@ -480,11 +482,10 @@ def infer_column(
     if pd.api.types.is_datetime64_any_dtype(present.dtype):
         # Checked first: pd.to_numeric would read timestamps (Parquet, SQL) as nanosecond counts.
         return ColumnSpec(name, Role.DATETIME, required=required, missing_share=missing_share)
-    if _looks_boolean(present):
+    if _looks_boolean(present, n_distinct):
         return ColumnSpec(name, Role.BOOLEAN, required=required, missing_share=missing_share)
-    numbers = pd.to_numeric(present, errors="coerce")
-    if pd.api.types.is_numeric_dtype(present.dtype) or numbers.notna().mean() > 0.98:
-        whole = numbers.dropna()
+    whole = _numbers_if_numeric(present)
+    if whole is not None:
         return ColumnSpec(
             name,
             Role.NUMERIC,
@@ -514,6 +515,40 @@ def infer_column(
         required=required,
         missing_share=missing_share,
     )
+
+
+#: Text is a column of numbers when more than this share of its filled-in rows read as numbers.
+NUMERIC_MIN_SHARE = 0.98
+#: Distinct text values read as numbers at a time (see `_numbers_if_numeric`).
+NUMERIC_PARSE_CHUNK = 20_000
+
+
+def _numbers_if_numeric(present: pd.Series) -> pd.Series | None:
+    """The numbers of a column's filled-in values (each distinct value once for text) if it is
+    a column of numbers: numeric already, or text of which more than `NUMERIC_MIN_SHARE` of the
+    rows read as numbers; else None.
+
+    `pd.to_numeric` reads text one value at a time, so text is read one distinct value at a
+    time, most frequent first, and reading stops once the rows found unreadable already rule
+    the column out (an id or free-text column has as many distinct values as rows).
+    """
+    if pd.api.types.is_numeric_dtype(present.dtype):
+        return pd.to_numeric(present, errors="coerce").dropna()
+    n_rows = len(present)
+    counts = present.value_counts()
+    readable_rows, unreadable_rows, parts = 0, 0, []
+    for start in range(0, len(counts), NUMERIC_PARSE_CHUNK):
+        chunk = counts.iloc[start : start + NUMERIC_PARSE_CHUNK]
+        numbers = pd.to_numeric(pd.Series(chunk.index), errors="coerce")
+        readable = numbers.notna().to_numpy()
+        readable_rows += int(chunk.to_numpy()[readable].sum())
+        unreadable_rows += int(chunk.to_numpy()[~readable].sum())
+        parts.append(numbers[readable])
+        if not (n_rows - unreadable_rows) / n_rows > NUMERIC_MIN_SHARE:
+            return None
+    if not readable_rows / n_rows > NUMERIC_MIN_SHARE:
+        return None
+    return pd.concat(parts, ignore_index=True)
 
 
 def _id_like_numeric(series: pd.Series) -> bool:
