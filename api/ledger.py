@@ -6,10 +6,14 @@ thread per process takes the queue in groups and commits each group in one trans
 (`Store.record_scores`): when `batch_rows` scores wait, or when the oldest has waited
 `flush_seconds` (500 rows / 50 ms by default), whichever comes first.
 
-When the queue is full (the database is slower than the scoring, or down), new scores are
-dropped, counted (`leadml_ledger_rows_total{outcome="dropped_queue_full"}`) and logged (at most
-one line every `LOG_EVERY_SECONDS`). A group the database refuses is retried `WRITE_ATTEMPTS`
-times, then dropped and counted as `dropped_write_error`.
+When the queue is full because the database is slower than the scoring, a request hands its
+scores over with `submit_or_wait`: it waits (asynchronously: the event loop keeps answering)
+until the writer has made room, for up to `wait_seconds`. That is back-pressure: under a burst
+the scoring slows to what the database can record instead of losing scores. Only when the
+writer is failing (its last commit was refused), the rows can never fit, or the wait ran out,
+are the scores dropped: counted (`leadml_ledger_rows_total{outcome="dropped_queue_full"}`) and
+logged (at most one line every `LOG_EVERY_SECONDS`). A group the database refuses is retried
+`WRITE_ATTEMPTS` times, then dropped and counted as `dropped_write_error`.
 
 The loss window: scores live only in memory until their group commits. A process killed with
 SIGKILL loses the scores of at most the last `flush_seconds` (plus the time one commit takes)
@@ -29,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import anyio
+
 from leadml.errors import LeadmlError
 from leadml.store import ScoreAnswer, Store
 
@@ -38,6 +44,8 @@ WRITE_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.2
 LOG_EVERY_SECONDS = 10.0
 CLOSE_TIMEOUT_SECONDS = 10.0
+#: How often a request waiting for room looks again: a commit of 500 rows takes longer.
+WAIT_POLL_SECONDS = 0.005
 
 #: outcome label -> how many rows; called from the writer thread and from requests.
 Counter = Callable[[str, int], None]
@@ -57,14 +65,19 @@ class LedgerWriter:
         queue_rows: int = 50_000,
         batch_rows: int = 500,
         flush_seconds: float = 0.05,
+        wait_seconds: float = 10.0,
         count: Counter = _no_count,
         on_waiting: Callable[[int], None] | None = None,
+        on_waited: Callable[[float], None] | None = None,
     ) -> None:
         self.store = store
         self.queue_rows = queue_rows
         self.batch_rows = batch_rows
         self.flush_seconds = flush_seconds
+        self.wait_seconds = wait_seconds
         self._count = count
+        # Told how long a request waited for room (back-pressure shows in /metrics).
+        self._on_waited = on_waited
         # Told the queue length at every wake-up (a gauge; set_function has no multiprocess mode).
         self._on_waiting = on_waiting
         # deque.append and popleft are atomic: the scoring side takes no lock.
@@ -75,6 +88,9 @@ class LedgerWriter:
         self._last_drop_log = 0.0
         self._dropped_since_log = 0
         self._busy = False
+        # False from a refused commit until the next one succeeds: then waiting would only
+        # slow the scoring, so a full queue drops (and counts) at once.
+        self._committing = True
 
     @property
     def waiting(self) -> int:
@@ -95,6 +111,35 @@ class LedgerWriter:
         if len(queue) >= self.batch_rows:
             self._wake.set()
         return True
+
+    async def submit_or_wait(self, rows: Sequence[ScoreAnswer]) -> bool:
+        """`submit`, but while the queue is full and the writer keeps committing, wait (without
+        blocking the event loop) for room, up to `wait_seconds`; False when the rows were
+        dropped after all (counted and logged by `submit`)."""
+        if not self._has_room(len(rows)) and self._worth_waiting(len(rows)):
+            started = time.monotonic()
+            deadline = started + self.wait_seconds
+            self._wake.set()
+            while (
+                not self._has_room(len(rows)) and self._committing and time.monotonic() < deadline
+            ):
+                await anyio.sleep(WAIT_POLL_SECONDS)
+            if self._on_waited is not None:
+                self._on_waited(time.monotonic() - started)
+        return self.submit(rows)
+
+    def _has_room(self, rows: int) -> bool:
+        return len(self._queue) + rows <= self.queue_rows
+
+    def _worth_waiting(self, rows: int) -> bool:
+        alive = self._thread is not None and self._thread.is_alive()
+        return (
+            alive
+            and self._committing
+            and self.wait_seconds > 0
+            and rows <= self.queue_rows
+            and not self._stopping.is_set()
+        )
 
     def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Commit what waits (for up to `timeout` seconds) and stop the thread."""
@@ -145,6 +190,7 @@ class LedgerWriter:
             try:
                 self.store.record_score_answers(group)
             except LeadmlError as error:
+                self._committing = False
                 if attempt == WRITE_ATTEMPTS:
                     log.error(
                         "the ledger lost %d scores: the database refused them %d times (%s)",
@@ -156,6 +202,7 @@ class LedgerWriter:
                     return
                 time.sleep(RETRY_PAUSE_SECONDS * attempt)
             else:
+                self._committing = True
                 self._count("written", len(group))
                 return
 

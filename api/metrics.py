@@ -83,6 +83,12 @@ class ApiMetrics:
             registry=self.registry,
             multiprocess_mode="liveall",
         )
+        self.ledger_waited = Counter(
+            "leadml_ledger_wait_seconds",
+            "Time scoring requests waited for room in the ledger's full queue (back-pressure:"
+            " the database was slower than the scoring).",
+            registry=self.registry,
+        )
         self.ledger_enabled = Gauge(
             "leadml_ledger_enabled",
             "1 when every score goes to the ledger (LEADML_LEDGER), else 0.",

@@ -438,6 +438,27 @@ def count_ledger_rows(database: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM scored_leads").fetchone()[0])
 
 
+#: The runs whose scores go to the server with the ledger on (the others: ledger off, MLflow,
+#: the trivial endpoint, which keep no ledger).
+LEDGER_ON_RUNS = ("leadml", "leadml, reasons=false")
+
+
+def ledger_metrics(port: int) -> dict[str, float]:
+    """The ledger's counters from a running server's /metrics: rows by outcome, seconds waited."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as answer:
+        text = answer.read().decode()
+    figures: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("leadml_ledger_rows_total{"):
+            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
+            figures[outcome] = float(line.rsplit(" ", 1)[1])
+        elif line.startswith("leadml_ledger_wait_seconds_total "):
+            figures["wait_seconds"] = float(line.rsplit(" ", 1)[1])
+    return figures
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=20_000, help="demo leads to train on")
@@ -517,10 +538,11 @@ def main() -> None:
     names = ledger_pairs if args.ledger_only else ("trivial", *ledger_pairs, "mlflow")
     single_runs: dict[str, list[Run]] = {name: [] for name in names}
     batch_runs: dict[str, Run] = {}
+    warm_up: dict[str, Run] = {}
     with servers(tracking_uri, args.ledger_only) as running:
         for name in names:  # warm up: first requests load lazily imported code
             port = running[ports_of.get(name, name)].port
-            asyncio.run(load(name, port, requests[name], args.connections, 3, 10))
+            warm_up[name] = asyncio.run(load(name, port, requests[name], args.connections, 3, 10))
         # Rounds alternate the servers, so a busy moment of the machine hits all of them.
         for round_number in range(1, args.rounds + 1):
             for name in names:
@@ -547,9 +569,14 @@ def main() -> None:
                     args.seconds,
                 )
             )
+        ledger_counts = ledger_metrics(running["leadml"].port)
     ledger_rows = count_ledger_rows(WORK / "app.db")  # the servers stopped: queue flushed
-    answered = sum(r.count for n in names if "ledger off" not in n for r in single_runs[n])
-    answered += sum(batch_runs[n].count * args.batch_leads for n in names if "ledger off" not in n)
+    # Every score the server with the ledger on answered, warm-up included: what it must hold.
+    answered = sum(warm_up[n].count + sum(r.count for r in single_runs[n]) for n in LEDGER_ON_RUNS)
+    answered += sum(batch_runs[n].count * args.batch_leads for n in LEDGER_ON_RUNS)
+    dropped = ledger_counts.get("dropped_queue_full", 0.0) + ledger_counts.get(
+        "dropped_write_error", 0.0
+    )
     print("timing in-process scoring ...", flush=True)
     in_process = time_in_process(tracking_uri, batch)
 
@@ -583,9 +610,13 @@ def main() -> None:
     print(f"- with reasons: {leadml_rate / rate['leadml, ledger off']:.0%}"
           f"; reasons=false: {fast_rate / rate['leadml, reasons=false, ledger off']:.0%}"
           " (goal >= 90 %)")  # fmt: skip
-    print(f"- ledger rows written by the server with the ledger on: {ledger_rows:,}"
-          f" (scores answered in the measured rounds and batches: {answered:,}; the rest"
-          " is the warm-up)")  # fmt: skip
+    print(f"- ledger rows written by the server with the ledger on: {ledger_rows:,}; scores it"
+          f" answered (warm-up, rounds and batches): {answered:,}; dropped by its writer"
+          f" (/metrics): {dropped:,.0f}; requests waited for room {ledger_counts.get('wait_seconds', 0):,.1f} s"
+          " in all")  # fmt: skip
+    if ledger_rows != answered:
+        print(f"- **LEDGER MISMATCH: {answered - ledger_rows:,} answered scores are not in the"
+              " ledger**")  # fmt: skip
     if args.ledger_only:
         return
     mlflow_rate, trivial_rate = rate["mlflow"], rate["trivial"]

@@ -102,7 +102,7 @@ async def score_lead(request: Request) -> Response:
             move = what_would_move(model.scorer, record, scoring.policy.cutoff, model.explainer)
         result["what_would_move"] = None if move is None else move.to_dict()
     _metrics(request).count_scores([result["grade"]], int(result["is_mql"]))
-    _record(request, model, [record], [result], "api")
+    await _record(request, model, [record], [result], "api")
     return Response(to_json(result), media_type="application/json")
 
 
@@ -190,11 +190,11 @@ async def score_batch(
         records, outcome_ignored = leads_from_csv(await request.body(), model.lead_model, limit)
     else:
         records, outcome_ignored = _leads_from_json(await request.body(), model.lead_model, limit)
-    results = await _score(model, policy, records, reasons)
+    results = await _score(model, policy, records, reasons, request.app.state.scoring_threads)
     _metrics(request).count_scores(
         (r["grade"] for r in results), sum(1 for r in results if r["is_mql"])
     )
-    _record(request, model, records, results, "batch")
+    await _record(request, model, records, results, "batch")
     order = rank_order([r["probability"] for r in results])
     ranked = [{**results[i], "rank": rank, "row": int(i) + 1} for rank, i in enumerate(order, 1)]
     if answer == "crm":
@@ -215,11 +215,15 @@ def _target_note(target: str) -> str:
 
 
 async def _score(
-    model: ServingModel, policy: ActivePolicy, records: list[dict[str, Any]], reasons: bool
+    model: ServingModel,
+    policy: ActivePolicy,
+    records: list[dict[str, Any]],
+    reasons: bool,
+    limiter: anyio.CapacityLimiter,
 ) -> list[dict[str, Any]]:
     if len(records) < THREAD_FROM_LEADS:
         return model.score(records, policy, reasons)
-    return await anyio.to_thread.run_sync(model.score, records, policy, reasons)
+    return await anyio.to_thread.run_sync(model.score, records, policy, reasons, limiter=limiter)
 
 
 def _crm_csv(
@@ -247,18 +251,20 @@ def _crm_csv(
     )
 
 
-def _record(
+async def _record(
     request: Request,
     model: ServingModel,
     records: list[dict[str, Any]],
     results: list[dict[str, Any]],
     source: str,
 ) -> None:
-    """Hand the scores to the ledger writer (never blocks; see api/ledger.py)."""
+    """Hand the scores to the ledger writer: at once, or after waiting for room while the
+    database catches up (back-pressure, bounded; never blocks the event loop; see
+    api/ledger.py)."""
     ledger: LedgerWriter | None = request.app.state.ledger
     if ledger is not None:
         origin = score_source(request.headers, source)
-        ledger.submit(ledger_rows(model.name, records, results, origin))
+        await ledger.submit_or_wait(ledger_rows(model.name, records, results, origin))
 
 
 def _metrics(request: Request) -> ApiMetrics:

@@ -107,8 +107,16 @@ class Settings(BaseSettings):
     ledger_queue_rows: int = Field(
         default=50_000,
         ge=1,
-        description="Scores the API holds in memory for the ledger writer; beyond, they are"
-        " dropped (counted in /metrics) rather than slowing the scoring.",
+        description="Scores the API holds in memory for the ledger writer; beyond, a request"
+        " waits for room (LEADML_LEDGER_WAIT_SECONDS), then its scores are dropped (counted in"
+        " /metrics).",
+    )
+    ledger_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long a request waits for room in the ledger's full queue while the"
+        " database keeps committing (back-pressure) before its scores are dropped and counted;"
+        " 0 = never wait. No wait while the database refuses the writes.",
     )
     ledger_batch_rows: int = Field(
         default=500, ge=1, description="The ledger writer commits when this many scores wait..."

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,6 +102,75 @@ def test_a_full_queue_drops_scores_says_so_and_never_fails_the_score(
         assert 'leadml_ledger_rows_total{outcome="dropped_queue_full"} 5.0' in metrics
         assert ledger_of(client).empty
     assert any("queue is full" in record.message for record in caplog.records)
+
+
+def scores_written(metrics: str, outcome: str) -> float:
+    prefix = f'leadml_ledger_rows_total{{outcome="{outcome}"}} '
+    [line] = [line for line in metrics.splitlines() if line.startswith(prefix)]
+    return float(line.removeprefix(prefix))
+
+
+def test_a_full_queue_waits_for_the_database_and_loses_no_score(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    # The database is busy for a while (another process holds the write lock, as a second
+    # worker's commit or a backup does) and more scores arrive than the queue holds: the
+    # requests wait for room and every score is recorded once the database is free.
+    app = create_app(api_settings(trained, tmp_path, ledger_queue_rows=12, ledger_batch_rows=4))
+    with TestClient(app) as client:
+        leads = demo_leads(client, 40)
+        blocker = sqlite3.connect(
+            tmp_path / "app.db", isolation_level=None, check_same_thread=False
+        )
+        blocker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(1.5, blocker.rollback)
+        release.start()
+        try:
+            answers = [
+                client.post("/v1/leads/score-batch", json=leads[i : i + 5], headers=SCORER)
+                for i in range(0, 40, 5)
+            ]
+        finally:
+            release.join()
+            blocker.close()
+        assert [a.status_code for a in answers] == [200] * 8
+        ledger = ledger_of(client)
+        metrics = client.get("/metrics").text
+    assert sorted(ledger["lead_id"]) == sorted(lead["lead_id"] for lead in leads)
+    assert scores_written(metrics, "dropped_queue_full") == 0
+    assert scores_written(metrics, "written") == 40
+    waited = [line for line in metrics.splitlines() if line.startswith("leadml_ledger_wait")]
+    assert float(waited[0].split()[-1]) > 0.5, waited
+
+
+def test_a_failing_database_drops_at_once_counted_and_never_stalls_the_score(
+    trained: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Waiting helps only while the database commits: when it refuses the writes, a full queue
+    # drops (counted, logged) at once rather than holding every request for the wait bound.
+    settings = api_settings(
+        trained, tmp_path, ledger_queue_rows=5, ledger_batch_rows=5, ledger_wait_seconds=120.0
+    )
+    app = create_app(settings)
+    with TestClient(app) as client, caplog.at_level(logging.WARNING, "leadml.api.ledger"):
+        leads = demo_leads(client, 20)
+        with sqlite3.connect(tmp_path / "app.db") as broken:
+            broken.execute("ALTER TABLE scored_leads RENAME TO scored_leads_gone")
+        started = time.monotonic()
+        answers = [
+            client.post("/v1/leads/score-batch", json=leads[i : i + 5], headers=SCORER)
+            for i in range(0, 20, 5)
+        ]
+        elapsed = time.monotonic() - started
+        assert client.app.state.ledger.flush(10.0)  # type: ignore[attr-defined]
+        metrics = client.get("/metrics").text
+    assert [a.status_code for a in answers] == [200] * 4
+    assert elapsed < 60, f"the requests waited {elapsed:.0f} s for a database that refuses"
+    lost = scores_written(metrics, "dropped_queue_full") + scores_written(
+        metrics, "dropped_write_error"
+    )
+    assert lost == 20 and scores_written(metrics, "written") == 0
+    assert any("lost" in r.message or "queue is full" in r.message for r in caplog.records)
 
 
 WRITE_MANY = textwrap.dedent(
