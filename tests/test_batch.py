@@ -127,3 +127,22 @@ def test_a_ranked_file_for_people_rounds_probabilities_and_says_yes_or_no(
     assert (shown["probability"] == shown["probability"].round(PROBABILITY_DECIMALS)).all()
     np.testing.assert_allclose(shown["probability"], ranked["probability"], atol=5e-5)
     assert ranked["is_mql"].dtype == bool  # the frame itself is left as it was
+
+
+def test_under_an_exploration_share_some_leads_below_the_line_go_to_sales_at_random(
+    scorer: Scorer, policy: ActivePolicy, leads: pd.DataFrame
+) -> None:
+    share = 0.3
+    exploring = replace(policy, exploration_share=share)
+    ranked = score_chunks([leads], scorer, exploring, draws=np.random.default_rng(5))
+    again = score_chunks([leads], scorer, exploring, draws=np.random.default_rng(5))
+    pd.testing.assert_frame_equal(ranked, again)  # the draws, not the leads, decide
+    below = ~ranked["is_mql"]
+    assert below.sum() > 200
+    assert not ranked.loc[~below, "exploration"].any()  # MQLs go to sales anyway
+    explored = ranked.loc[below, "exploration"].mean()
+    assert abs(explored - share) < 4 * np.sqrt(share * (1 - share) / below.sum())
+    assert (ranked.loc[~below, "selection_probability"] == 1.0).all()
+    assert (ranked.loc[below, "selection_probability"] == share).all()
+    assert set(for_people(ranked)["exploration"]) == set(MQL_WORDS.values())
+    assert "exploration" not in score_chunks([leads.head(50)], scorer, policy).columns

@@ -114,6 +114,41 @@ def test_score_import_monitor(
     store.close()
 
 
+def test_batch_scoring_hands_the_policys_exploration_share_to_sales(
+    trained: TrainedModel, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A policy with an exploration share draws leads below the line in `leadml score` as the
+    API does, and the ledger keeps each lead's chance of going to sales (what monitoring and
+    retraining weight by)."""
+    share = 0.25
+    leads = demo.generate_leads(1500, seed=22, start_id=700_000)
+    leads.drop(columns=[demo.TARGET]).to_csv(tmp_path / "leads.csv", index=False)
+    db = f"sqlite:///{tmp_path / 'app.db'}"
+    common = ["--model", str(trained.export_dir), "--database-url", db]
+    code, _, err = run_cli_streams(
+        ["threshold", *common, "--policy", "fixed", "--cutoff", "0.5", "--apply",
+         "--reason", "explore", "--exploration-share", str(share)], capsys,
+    )  # fmt: skip
+    assert code == 0, err
+    code, out, err = run_cli_streams(
+        ["score", str(tmp_path / "leads.csv"), "-o", str(tmp_path / "ranked.csv"), *common], capsys
+    )
+    assert code == 0, err
+    ranked = pd.read_csv(tmp_path / "ranked.csv", dtype={"lead_id": str})
+    explored = ranked["exploration"] == "yes"
+    assert f"{int(explored.sum()):,} leads below the line drawn for sales" in flat(out)
+    assert not (explored & (ranked["is_mql"] == "yes")).any()
+    below = ranked["is_mql"] == "no"
+    assert abs(explored[below].mean() - share) < 4 * np.sqrt(share * (1 - share) / below.sum())
+    store = Store.from_url(db)
+    ledger = store.ledger_frame().set_index("lead_id")
+    store.close()
+    ranked = ranked.set_index("lead_id")
+    assert ledger.loc[ranked.index, "exploration"].tolist() == explored.tolist()
+    chance = ledger.loc[ranked.index, "selection_probability"]
+    assert chance.tolist() == [1.0 if mql == "yes" else share for mql in ranked["is_mql"]]
+
+
 def test_outcome_import_errors_are_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -377,3 +378,31 @@ def test_spark_records_every_score_in_the_ledger_as_the_pandas_path_does(
         assert {n: as_scored[n] for n in names} == {n: expected.get(n) for n in names}, lead_id
     # The ledger's copy of the features does not end up in the user's output.
     assert "features" not in pd.read_parquet(tmp_path / "spark.parquet").columns
+
+
+def test_spark_draws_exploration_leads_as_the_pandas_path_does(
+    spark: SparkSession, trained: TrainedModel, leads_parquet: Path, tmp_path: Path
+) -> None:
+    scorer = Scorer.load(trained.export_dir)
+    store = Store.from_url(f"sqlite:///{tmp_path / 'app.db'}")
+    store.migrate()
+    share = 0.3
+    policy = replace(PolicyBook(store).active(scorer), exploration_share=share)
+    store.close()
+    output = str(tmp_path / "explored.parquet")
+    score_with_spark(str(leads_parquet), output, scorer, policy, spark=spark)
+    scored = pd.read_parquet(output)
+    assert list(scored.columns) == [
+        demo.ID_COLUMN,
+        *SCORED_COLUMNS[:5],
+        "exploration",
+        "selection_probability",
+        *SCORED_COLUMNS[5:],
+    ]
+    below = ~scored["is_mql"]
+    assert not scored.loc[~below, "exploration"].any()
+    explored = scored.loc[below, "exploration"].mean()
+    assert abs(explored - share) < 4 * np.sqrt(share * (1 - share) / below.sum())
+    assert scored["selection_probability"].tolist() == [
+        1.0 if mql else share for mql in scored["is_mql"]
+    ]

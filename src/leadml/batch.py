@@ -52,10 +52,15 @@ def score_chunk(
     *,
     first_row: int = 0,
     explainer: Explainer | None = None,
+    draws: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """One chunk scored: the lead's id columns (or its 1-based row number without any),
-    probability, score, percentile, is_mql, grade, and with an explainer the reasons for and
-    against."""
+    probability, score, percentile, is_mql, grade, with an explainer the reasons for and
+    against, and under a policy with an exploration share `exploration` (handed to sales from
+    below the line) and `selection_probability` (each lead's chance of going to sales).
+
+    The exploration draws come from `draws`, or from the operating system's entropy: nobody can
+    predict, and so game, which leads below the line are explored."""
     scored = scorer.score(chunk).drop(columns=[scorer.id_column or ""], errors="ignore")
     ids = id_columns(scorer, chunk)
     for position, name in enumerate(ids):
@@ -63,6 +68,11 @@ def score_chunk(
     if not ids:
         scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
     scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
+    if policy.exploration_share > 0:
+        uniform = (draws or np.random.default_rng()).random(len(scored))
+        scored["exploration"], scored["selection_probability"] = policy.explore(
+            scored["is_mql"].to_numpy(), uniform
+        )
     if explainer is not None:
         found = explainer.explain_frame(chunk.reset_index(drop=True))
         scored["reasons_for"] = ["; ".join(r.text for r in f.for_) for f in found]
@@ -79,6 +89,7 @@ def score_chunks(
     source: str = "the leads",
     on_chunk: Callable[[int], None] | None = None,
     on_scored: Callable[[pd.DataFrame, pd.DataFrame], None] | None = None,
+    draws: np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Score chunk after chunk (only the scores are kept) and rank the leads: `rank` first,
     then the scores, then the model and policy version that produced them.
@@ -90,7 +101,9 @@ def score_chunks(
     first_row = 0
     for chunk in chunks:
         try:
-            scored = score_chunk(chunk, scorer, policy, first_row=first_row, explainer=explainer)
+            scored = score_chunk(
+                chunk, scorer, policy, first_row=first_row, explainer=explainer, draws=draws
+            )
         except DataError as error:
             raise DataError(f"{source}, rows from {first_row + 1}: {error}") from None
         if on_scored is not None:
@@ -111,10 +124,12 @@ def score_chunks(
 
 def for_people(ranked: pd.DataFrame) -> pd.DataFrame:
     """A ranked frame as a person reads it in a file: probabilities to PROBABILITY_DECIMALS,
-    the MQL flag in words (MQL_WORDS)."""
+    the MQL and exploration flags in words (MQL_WORDS)."""
     shown = ranked.copy()
     shown["probability"] = shown["probability"].round(PROBABILITY_DECIMALS)
-    shown["is_mql"] = shown["is_mql"].map(lambda flag: MQL_WORDS[bool(flag)])
+    for flag in ("is_mql", "exploration"):
+        if flag in shown.columns:
+            shown[flag] = shown[flag].map(lambda value: MQL_WORDS[bool(value)])
     return shown
 
 

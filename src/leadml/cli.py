@@ -536,7 +536,17 @@ def score(
         f" {int(ranked['is_mql'].sum()):,} are MQLs under {_policy_label(policy.version)};"
         f" ranked list written to {output}"
         + (f"; CRM import file written to {crm_csv}" if crm_csv is not None else "")
+        + _exploration_summary(ranked, policy)
         + recorder.summary()
+    )
+
+
+def _exploration_summary(ranked: pd.DataFrame, policy: ActivePolicy) -> str:
+    if "exploration" not in ranked.columns:
+        return ""
+    return (
+        f"; {int(ranked['exploration'].sum()):,} leads below the line drawn for sales to explore"
+        f" ({policy.exploration_share:.0%} of them; column 'exploration')"
     )
 
 
@@ -626,6 +636,7 @@ def _spark_ledger_rows(scorer: Scorer, batch: list[dict[str, Any]]) -> list[Scor
             policy_version=lead["policy_version"],
             scored=(lead["probability"], lead["score"], lead["grade"], lead["is_mql"]),
             features=lead["features"],
+            handover=(lead.get("exploration", False), lead.get("selection_probability")),
         )
         for lead in batch
     ]
@@ -640,9 +651,12 @@ def _ledger_row(
     scored: tuple[Any, Any, Any, Any],
     features: dict[str, Any],
     reasons: dict[str, Any] | None = None,
+    handover: tuple[Any, Any] = (False, None),
 ) -> ScoredLeadIn:
-    """One lead scored by `leadml score`; `scored` is (probability, score, grade, is_mql)."""
+    """One lead scored by `leadml score`; `scored` is (probability, score, grade, is_mql),
+    `handover` (exploration, selection probability; None without exploration)."""
     probability, score, grade, is_mql = scored
+    exploration, selection_probability = handover
     return ScoredLeadIn(
         lead_id=None if lead_id is None or pd.isna(lead_id) else str(lead_id),
         model_name=scorer.info.name,
@@ -655,6 +669,10 @@ def _ledger_row(
         features=features,
         source="cli",
         reasons=reasons,
+        exploration=bool(exploration),
+        selection_probability=(
+            None if selection_probability is None else float(selection_probability)
+        ),
     )
 
 
@@ -664,32 +682,41 @@ def _ledger_rows(
     chunk: pd.DataFrame,
     scored: pd.DataFrame,
 ) -> list[ScoredLeadIn]:
-    """Ledger rows of one scored chunk: the leads as read (the features as scored), and the
-    reasons given when they were computed."""
-    explained = "reasons_for" in scored.columns
-
+    """Ledger rows of one scored chunk: the leads as read (the features as scored), the reasons
+    given when they were computed, and the exploration draw under an exploration share."""
+    n = len(scored)
     features: list[dict[str, Any]] = [
         {str(k): v for k, v in row.items()}
         for row in chunk.reset_index(drop=True).to_dict(orient="records")
     ]
     id_column = scorer.id_column
-    ids = scored[id_column].tolist() if id_column and id_column in scored.columns else None
+    ids = scored[id_column].tolist() if id_column and id_column in scored.columns else [None] * n
     outputs = zip(
         scored["probability"], scored["score"], scored["grade"], scored["is_mql"], strict=True
+    )
+    reasons: list[dict[str, Any] | None] = (
+        [
+            {"for": for_, "against": against}
+            for for_, against in zip(scored["reasons_for"], scored["reasons_against"], strict=True)
+        ]
+        if "reasons_for" in scored.columns
+        else [None] * n
+    )
+    handovers = (
+        list(zip(scored["exploration"], scored["selection_probability"], strict=True))
+        if "exploration" in scored.columns
+        else [(False, None)] * n
     )
     return [
         _ledger_row(
             scorer,
-            lead_id=None if ids is None else ids[i],
+            lead_id=ids[i],
             model_version=scorer.info.version or "",
             policy_version=policy_version,
             scored=output,
             features=features[i],
-            reasons=(
-                {"for": scored["reasons_for"].iloc[i], "against": scored["reasons_against"].iloc[i]}
-                if explained
-                else None
-            ),
+            reasons=reasons[i],
+            handover=handovers[i],
         )
         for i, output in enumerate(outputs)
     ]

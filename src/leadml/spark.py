@@ -54,16 +54,13 @@ INSTALL_JAVA = (
     " or set JAVA_HOME"
 )
 
-#: What the Spark engine writes for each lead, after the lead id.
-SCORED_COLUMNS = (
-    "probability",
-    "score",
-    "percentile",
-    "grade",
-    "is_mql",
-    "model_version",
-    "policy_version",
-)
+#: What a Spark worker hands back for each lead, after the lead id.
+SCORED_OUTPUTS = ("probability", "score", "percentile", "grade", "is_mql")
+#: Added under a policy with an exploration share (see `batch.score_chunk`).
+HANDOVER_OUTPUTS = ("exploration", "selection_probability")
+#: What the Spark engine writes for each lead, after the lead id (and the handover columns
+#: under exploration).
+SCORED_COLUMNS = (*SCORED_OUTPUTS, "model_version", "policy_version")
 
 #: Leads per insert into the score ledger: one statement per list, not one per lead.
 LEDGER_BATCH_ROWS = 10_000
@@ -256,7 +253,9 @@ def _chunk_error(error: LeadValidationError, ids: pd.Series | None) -> str:
 _WORKER_ERROR = re.compile(r"leadml\.errors\.DataError: (.+)")
 
 
-def _scored_schema(spark_frame: SparkFrame, id_column: str, with_features: bool) -> Any:
+def _scored_schema(
+    spark_frame: SparkFrame, id_column: str, with_features: bool, explores: bool
+) -> Any:
     from pyspark.sql import types as T
 
     id_field = spark_frame.schema[id_column]
@@ -268,6 +267,9 @@ def _scored_schema(spark_frame: SparkFrame, id_column: str, with_features: bool)
         T.StructField("grade", T.StringType(), False),
         T.StructField("is_mql", T.BooleanType(), False),
     ]
+    if explores:
+        fields.append(T.StructField("exploration", T.BooleanType(), False))
+        fields.append(T.StructField("selection_probability", T.DoubleType(), False))
     if with_features:
         fields.append(T.StructField("features", T.StringType(), False))
     return T.StructType(fields)
@@ -303,6 +305,7 @@ def scored_frame(
     needed = leads.select(*dict.fromkeys([id_column, *features]))
     shared = spark.sparkContext.broadcast((scorer.pipeline, scorer.info, policy))
     key = uuid.uuid4().hex
+    explores = policy.exploration_share > 0
 
     def score_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         worker_scorer, active = _loaded(key, shared)
@@ -312,13 +315,13 @@ def scored_frame(
             except LeadValidationError as error:
                 ids = batch[id_column] if id_column in batch.columns else None
                 raise DataError(_chunk_error(error, ids)) from None
-            out = scored[[id_column, "probability", "score", "percentile", "grade", "is_mql"]]
+            out = scored[[id_column, *SCORED_OUTPUTS, *(HANDOVER_OUTPUTS if explores else ())]]
             if with_features:
                 lines = batch[features].to_json(orient="records", lines=True, date_format="iso")
                 out = out.assign(features=lines.splitlines())
             yield out
 
-    schema = _scored_schema(leads, id_column, with_features)
+    schema = _scored_schema(leads, id_column, with_features, explores)
     scored = needed.mapInPandas(score_batches, schema=schema)
     return scored.withColumn("model_version", F.lit(scorer.info.version).cast("string")).withColumn(
         "policy_version", F.lit(policy.version).cast("long")
