@@ -12,7 +12,7 @@ import pytest
 
 from conftest import demo_config
 from leadml import demo
-from leadml.explain import Explainer, _calibrated_head, trait_importance
+from leadml.explain import _calibrated_head, trait_importance
 from leadml.train import CV_MAX_ROWS, TrainResult, train_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:LightGBM binary classifier:UserWarning")
@@ -95,16 +95,3 @@ def test_trait_importance_samples_many_leads_with_its_seed(
     assert not first["importance"].equals(other["importance"])
     # Half of the holdout already names the same strongest traits.
     assert list(first["field"].head(2)) == list(whole["field"].head(2))
-
-
-def test_trait_importance_uses_lightgbms_treeshap_with_the_same_numbers(
-    sampled: tuple[TrainResult, TrainResult],
-) -> None:
-    result, _ = sampled
-    preparer, head = result.pipeline.named_steps["prepare"], _calibrated_head(result.pipeline)
-    prepared = preparer.transform(result.holdout.head(300))
-    np.testing.assert_allclose(
-        Explainer(preparer, head, compiled=False).contributions(prepared),
-        Explainer(preparer, head).contributions(prepared),
-        atol=1e-9,
-    )
