@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,8 @@ from sklearn.metrics import roc_auc_score
 from conftest import DEMO_ROWS, demo_config
 from leadml import demo
 from leadml.errors import DataError
+from leadml.models import TREE_SHAPES
+from leadml.report import model_card
 from leadml.schema import Role, datetime_feature_names
 from leadml.train import (
     FEATURE_MIN_Z,
@@ -274,3 +278,60 @@ def test_time_features_are_kept_when_office_hours_convert() -> None:
     prepared = result.pipeline.named_steps["prepare"].feature_names_out_
     assert set(datetime_feature_names(demo.TIME_COLUMN)) <= set(prepared)
     assert permutation_drop(result, demo.TIME_COLUMN) > 0.01
+
+
+def leads_whose_outcome_is(
+    truth: Callable[[pd.DataFrame], np.ndarray], seed: int, noise: int = 0
+) -> pd.DataFrame:
+    """Demo leads (no post-outcome columns) with `noise` random numbers added and the outcome
+    drawn again from the log-odds `truth` gives."""
+    leads = demo.generate_leads(DEMO_ROWS, seed=seed).drop(columns=["sales_status", "lead_quality"])
+    rng = np.random.default_rng(seed)
+    for i in range(noise):
+        leads[f"noise_{i}"] = rng.normal(size=len(leads))
+    log_odds = truth(leads)
+    leads[demo.TARGET] = (rng.random(len(leads)) < 1 / (1 + np.exp(-log_odds))).astype(int)
+    return leads
+
+
+def trait_by_trait(leads: pd.DataFrame) -> np.ndarray:
+    return (
+        0.8 * (leads["requested_demo"] == "yes")
+        + 0.6 * np.log1p(leads["web_visits"])
+        - 0.05 * leads["days_since_last_activity"].fillna(30)
+        + 0.4 * (leads["form_fills"] > 0)
+        - 1.0
+    ).to_numpy(dtype=float)
+
+
+def odd_number_of_strong_signals(leads: pd.DataFrame) -> np.ndarray:
+    """Converts when an odd number of three activity signals is above the median: no signal
+    says anything alone or in pairs, only all three together."""
+    signals = [
+        leads[column].fillna(0) >= leads[column].median()
+        for column in ("web_visits", "email_opens", "time_on_site_sec")
+    ]
+    odd = (signals[0] ^ signals[1] ^ signals[2]).to_numpy()
+    return np.where(odd, 1.5, -1.5) + np.where(leads["requested_demo"] == "yes", 1.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("truth", "noise", "expected_shape"),
+    [
+        (trait_by_trait, 10, "7 leaves, depth 3"),
+        (odd_number_of_strong_signals, 0, "15 leaves, depth 5"),
+    ],
+)
+def test_cross_validation_chooses_the_tree_shape_the_outcome_needs(
+    truth: Callable[[pd.DataFrame], np.ndarray], noise: int, expected_shape: str
+) -> None:
+    """An outcome that adds up trait by trait, among noise columns, gets the shallow trees
+    (fewer interactions to fit noise with); one that needs three traits at once gets the deeper
+    ones. The final model has the chosen shape and the model card says why."""
+    leads = leads_whose_outcome_is(truth, seed=5, noise=noise)
+    result = train_model(leads, demo_config(candidates=("lightgbm",)))
+    [score] = result.selection
+    assert score.tree_shape == expected_shape, score.tree_shape_reason
+    head = result.pipeline.named_steps["model"].calibrated_classifiers_[0].estimator.estimator
+    assert (head.num_leaves, head.max_depth) == TREE_SHAPES[expected_shape]
+    assert f"Trees: {expected_shape} chosen" in model_card(result, "shape")

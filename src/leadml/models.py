@@ -27,6 +27,17 @@ MAX_TREES = 1000
 #: LightGBM's learning rate: high enough that early stopping settles within a few hundred trees
 #: (fewer trees make reasons faster), low enough not to overshoot on small exports.
 LEARNING_RATE = 0.05
+#: The tree shapes cross-validation chooses between, by out-of-fold log loss: deeper trees where
+#: the outcome hangs on combinations of traits, shallow ones where it adds up trait by trait
+#: (fewer interactions to fit noise with). Both are shallow enough that exact reasons stay fast:
+#: a lead costs about one step per leaf and split, and the shallow shape needs about twice the
+#: trees. Measured against other settings on every benchmark export in bench/README.md.
+#: name -> (leaves, depth)
+TREE_SHAPES: dict[str, tuple[int, int]] = {
+    "15 leaves, depth 5": (15, 5),
+    "7 leaves, depth 3": (7, 3),
+}
+DEFAULT_TREE_SHAPE = "15 leaves, depth 5"
 
 DESCRIPTIONS: dict[str, str] = {
     "logistic": "regularised logistic regression (one-hot categories, quantile-scaled numbers)",
@@ -80,18 +91,23 @@ def logistic_head(preparer: LeadPreparer, seed: int) -> Pipeline:
 
 
 def lightgbm_head(
-    preparer: LeadPreparer, seed: int, n_rows: int = 0, n_estimators: int = MAX_TREES
+    preparer: LeadPreparer,
+    seed: int,
+    n_rows: int = 0,
+    n_estimators: int = MAX_TREES,
+    shape: str = DEFAULT_TREE_SHAPE,
 ) -> LGBMClassifier:
-    """Shallow trees, as many as cross-validation found useful: robust for a few thousand to
-    millions of leads. No class weights: they distort the probabilities, which calibration then
-    has to undo, and measured they cost ranking quality too (see bench/README.md)."""
+    """Shallow trees (`TREE_SHAPES`), as many as cross-validation found useful: robust for a few
+    thousand to millions of leads. No class weights: they distort the probabilities, which
+    calibration then has to undo, and measured they cost ranking quality too (bench/README.md)."""
+    leaves, depth = TREE_SHAPES[shape]
     return LGBMClassifier(
         n_estimators=n_estimators,
         learning_rate=LEARNING_RATE,
-        num_leaves=15,
+        num_leaves=leaves,
         # At most 5 splits from root to leaf: as good as unlimited depth on the benchmarks, and
-        # it bounds what exact TreeSHAP costs per lead (see explain.py).
-        max_depth=5,
+        # it bounds what exact TreeSHAP costs per lead (see explain.py and treeshap.py).
+        max_depth=depth,
         min_child_samples=20,
         subsample=0.8,
         subsample_freq=1,
@@ -111,12 +127,13 @@ def make_head(
     seed: int = 0,
     n_rows: int = 0,
     n_estimators: int = MAX_TREES,
+    shape: str = DEFAULT_TREE_SHAPE,
 ) -> Any:
-    """The estimator that follows the preparer for candidate `name`."""
+    """The estimator that follows the preparer for candidate `name` (`shape`: LightGBM's)."""
     if name == "logistic":
         return logistic_head(preparer, seed)
     if name == "lightgbm":
-        return lightgbm_head(preparer, seed, n_rows, n_estimators)
+        return lightgbm_head(preparer, seed, n_rows, n_estimators, shape)
     raise ValueError(f"unknown candidate {name!r}; choose one of {', '.join(CANDIDATES)}")
 
 

@@ -33,6 +33,11 @@ def model_card(result: TrainResult, model_name: str) -> str:
         "## Model",
         f"- {DESCRIPTIONS.get(result.model_kind, result.model_kind)}",
         f"- Selection: {result.selection_reason}",
+        *(
+            f"- Trees: {score.tree_shape_reason}"
+            for score in result.selection
+            if score.name == result.model_kind and score.tree_shape_reason
+        ),
         f"- Calibration: {result.calibration_method}, {_calibrated_on(result.split_sizes)}",
         *(
             [f"- Time features: {result.time_features.reason}"]

@@ -41,8 +41,10 @@ from leadml.features import LeadPreparer
 from leadml.leakage import LeakageReport, find_leakage
 from leadml.models import (
     CANDIDATES,
+    DEFAULT_TREE_SHAPE,
     DESCRIPTIONS,
     MAX_TREES,
+    TREE_SHAPES,
     CandidateName,
     center_isotonic,
     fit_head,
@@ -139,6 +141,9 @@ class CandidateScore:
     fit_seconds: float
     #: LightGBM: the number of trees cross-validation kept (the final model grows as many).
     n_estimators: int | None = None
+    #: LightGBM: the tree shape (`TREE_SHAPES`) with the lowest out-of-fold log loss, and why.
+    tree_shape: str | None = None
+    tree_shape_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +337,7 @@ def _lightgbm_folds(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
     sample_weight: np.ndarray | None = None,
+    shape: str = DEFAULT_TREE_SHAPE,
 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
     """Out-of-fold `head_output` per fold at the number of trees that minimises the summed
     out-of-fold log loss (one number for all folds, as `lightgbm.cv` picks it)."""
@@ -339,7 +345,7 @@ def _lightgbm_folds(
     def fit_fold(pair: tuple[np.ndarray, np.ndarray]) -> tuple[Any, np.ndarray, float]:
         train_rows, test_rows = pair
         head = fit_head(
-            make_head("lightgbm", preparer, seed, len(train_rows)),
+            make_head("lightgbm", preparer, seed, len(train_rows), shape=shape),
             X[train_rows],
             y[train_rows],
             preparer,
@@ -369,6 +375,62 @@ def _lightgbm_folds(
     return outputs, n_trees
 
 
+def _scored_folds(
+    name: str,
+    outputs: Sequence[tuple[np.ndarray, np.ndarray]],
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    w: np.ndarray | None,
+    started: float,
+    n_trees: int | None = None,
+    shape: str | None = None,
+) -> CandidateFolds:
+    """A candidate's out-of-fold scores from its fold models' outputs (weighted when given)."""
+    tested = np.concatenate([test for _, test in pairs])
+    output = np.concatenate([fold_output for fold_output, _ in outputs])
+    proba = np.concatenate([fold_proba for _, fold_proba in outputs])
+    y_tested = y[tested]
+    w_tested = None if w is None else w[tested]
+    fold_pr_auc = [
+        average_precision_score(y[test], fold_proba, sample_weight=None if w is None else w[test])
+        for (_, test), (_, fold_proba) in zip(pairs, outputs, strict=True)
+    ]
+    score = CandidateScore(
+        name=name,
+        # Folds are scored together, as one out-of-fold prediction per tested lead.
+        roc_auc=float(roc_auc_score(y_tested, proba, sample_weight=w_tested)),
+        pr_auc=float(average_precision_score(y_tested, proba, sample_weight=w_tested)),
+        log_loss=float(log_loss(y_tested, np.clip(proba, 1e-6, 1 - 1e-6), sample_weight=w_tested)),
+        pr_auc_std=float(np.std(fold_pr_auc)),
+        fit_seconds=time.perf_counter() - started,
+        n_estimators=n_trees,
+        tree_shape=shape,
+    )
+    return CandidateFolds(score, output, tested, n_trees, proba)
+
+
+def choose_tree_shape(by_shape: Sequence[CandidateFolds]) -> CandidateFolds:
+    """The LightGBM shape with the lowest out-of-fold log loss: the same loss early stopping
+    minimises, on the same folds, so it weighs depth against the number of trees fairly. The
+    shapes are few and equally plausible a priori, so the plain minimum is the rule."""
+    best = min(by_shape, key=lambda folds: folds.score.log_loss)
+    others = ", ".join(
+        f"{f.score.tree_shape} {f.score.log_loss:.4f} ({f.n_estimators} trees)"
+        for f in by_shape
+        if f is not best
+    )
+    reason = (
+        f"{best.score.tree_shape} chosen: out-of-fold log loss {best.score.log_loss:.4f}"
+        f" with {best.n_estimators} trees" + (f" (others: {others})" if others else "")
+    )
+    best.score = replace(
+        best.score,
+        tree_shape_reason=reason,
+        fit_seconds=sum(f.score.fit_seconds for f in by_shape),
+    )
+    return best
+
+
 def cross_validate_candidates(
     X: np.ndarray,
     y: np.ndarray,
@@ -379,60 +441,43 @@ def cross_validate_candidates(
     seed: int,
     time_order: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
+    tree_shapes: Sequence[str] = tuple(TREE_SHAPES),
 ) -> list[CandidateFolds]:
     """Out-of-fold ROC AUC, PR AUC and log loss for each candidate (weighted when given), and
-    its out-of-fold outputs.
+    its out-of-fold outputs. LightGBM is cross-validated in each of `tree_shapes` and the one
+    with the lowest out-of-fold log loss is kept (`choose_tree_shape`).
 
     `time_order` (positions into X, oldest first) makes the folds time-ordered (`cv_folds`).
     """
     w = sample_weight
     pairs = cv_folds(y, folds, seed, time_order)
-    tested = np.concatenate([test for _, test in pairs])
     results = []
     for name in candidates:
-        started = time.perf_counter()
-        n_trees = None
         if name == "lightgbm":
-            outputs, n_trees = _lightgbm_folds(X, y, preparer, pairs, seed, w)
-        else:
+            by_shape = []
+            for shape in tree_shapes:
+                started = time.perf_counter()
+                outputs, n_trees = _lightgbm_folds(X, y, preparer, pairs, seed, w, shape)
+                by_shape.append(_scored_folds(name, outputs, pairs, y, w, started, n_trees, shape))
+            results.append(choose_tree_shape(by_shape))
+            continue
+        started = time.perf_counter()
 
-            def fit_fold(
-                pair: tuple[np.ndarray, np.ndarray], name: CandidateName = name
-            ) -> tuple[np.ndarray, np.ndarray]:
-                train_rows, test_rows = pair
-                head = fit_head(
-                    make_head(name, preparer, seed, len(train_rows)),
-                    X[train_rows],
-                    y[train_rows],
-                    preparer,
-                    sample_weight=None if w is None else w[train_rows],
-                )
-                return head_output(head, X[test_rows])
-
-            outputs = _fold_by_fold(fit_fold, pairs)
-        output = np.concatenate([fold_output for fold_output, _ in outputs])
-        proba = np.concatenate([fold_proba for _, fold_proba in outputs])
-        y_tested = y[tested]
-        w_tested = None if w is None else w[tested]
-        fold_pr_auc = [
-            average_precision_score(
-                y[test], fold_proba, sample_weight=None if w is None else w[test]
+        def fit_fold(
+            pair: tuple[np.ndarray, np.ndarray], name: CandidateName = name
+        ) -> tuple[np.ndarray, np.ndarray]:
+            train_rows, test_rows = pair
+            head = fit_head(
+                make_head(name, preparer, seed, len(train_rows)),
+                X[train_rows],
+                y[train_rows],
+                preparer,
+                sample_weight=None if w is None else w[train_rows],
             )
-            for (_, test), (_, fold_proba) in zip(pairs, outputs, strict=True)
-        ]
-        score = CandidateScore(
-            name=name,
-            # Folds are scored together, as one out-of-fold prediction per tested lead.
-            roc_auc=float(roc_auc_score(y_tested, proba, sample_weight=w_tested)),
-            pr_auc=float(average_precision_score(y_tested, proba, sample_weight=w_tested)),
-            log_loss=float(
-                log_loss(y_tested, np.clip(proba, 1e-6, 1 - 1e-6), sample_weight=w_tested)
-            ),
-            pr_auc_std=float(np.std(fold_pr_auc)),
-            fit_seconds=time.perf_counter() - started,
-            n_estimators=n_trees,
-        )
-        results.append(CandidateFolds(score, output, tested, n_trees, proba))
+            return head_output(head, X[test_rows])
+
+        outputs = _fold_by_fold(fit_fold, pairs)
+        results.append(_scored_folds(name, outputs, pairs, y, w, started))
     return results
 
 
@@ -796,6 +841,9 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     chosen, reason = select_candidate(scores)
     progress(reason)
     chosen_folds = next(f for f in folds if f.score.name == chosen)
+    chosen_shape = chosen_folds.score.tree_shape or DEFAULT_TREE_SHAPE
+    if chosen_folds.score.tree_shape_reason:
+        progress(chosen_folds.score.tree_shape_reason)
 
     def cross_validate_chosen(candidate_schema: LeadSchema) -> tuple[LeadPreparer, CandidateFolds]:
         candidate_preparer = LeadPreparer(candidate_schema).fit()
@@ -808,6 +856,8 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             seed=config.seed,
             time_order=time_order,
             sample_weight=w_cv,
+            # A feature is questioned with the trees already chosen: one question at a time.
+            tree_shapes=(chosen_shape,),
         )
         return candidate_preparer, candidate_folds
 
@@ -857,6 +907,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             config.seed,
             len(y_learn),
             n_estimators=chosen_folds.n_estimators or MAX_TREES,
+            shape=chosen_shape,
         ),
         X_learn,
         y_learn,
