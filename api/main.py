@@ -16,6 +16,7 @@ import contextlib
 import ipaddress
 import logging
 import math
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -37,7 +38,7 @@ from api.routes import admin, docs, export, health, leads, model, monitoring, mq
 from api.security import SecurityHeaders
 from api.serving import ServingModel, load_serving_model
 from api.workers import WorkerHeader, WorkerSync
-from leadml.errors import DataError, LeadmlError
+from leadml.errors import DataError, ExitCode, LeadmlError
 from leadml.registry import source_fingerprint
 from leadml.settings import Settings, load_settings
 from leadml.store import Store, StoreError
@@ -118,8 +119,21 @@ def anonymous_roles(settings: Settings) -> frozenset[Role]:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """The API for `settings` (default: from the environment, LEADML_*)."""
-    settings = settings or load_settings()
+    """The API for `settings` (default: from the environment, LEADML_*).
+
+    Without `settings` (uvicorn's factory, `uvicorn api.main:create_app --factory`), a setting
+    the server cannot start with is one line on stderr and exit code 2, as `leadml serve` says
+    it, not a traceback."""
+    if settings is not None:
+        return _create_app(settings)
+    try:
+        return _create_app(load_settings())
+    except LeadmlError as error:
+        print(f"leadml: error: {' '.join(str(error).split())}", file=sys.stderr)
+        raise SystemExit(ExitCode.BAD_INPUT) from None
+
+
+def _create_app(settings: Settings) -> FastAPI:
     keys = access_keys(settings)
     _configure_logging()
     metrics = ApiMetrics()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +74,23 @@ def test_the_openapi_document_describes_the_lead_of_the_served_model(
 def test_the_example_lead_scores(client: TestClient) -> None:
     response = client.post("/v1/leads/score", json=example_lead(client), headers=SCORER)
     assert response.status_code == 200
+
+
+def test_uvicorns_factory_says_a_refused_setting_in_one_line(tmp_path: Path) -> None:
+    """`uvicorn api.main:create_app --factory`, the documented way around `leadml serve`."""
+    root = Path(api.main.__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADML_")}
+    env |= {"LEADML_ALLOW_ANONYMOUS": "maybe", "PYTHONPATH": f"{root}{os.pathsep}{root / 'src'}"}
+    done = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--port", "0"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert line.startswith("leadml: error: ")
+    assert "LEADML_ALLOW_ANONYMOUS" in line and "true or false" in line
