@@ -82,10 +82,9 @@ class ServingModel:
             figures = batch_figures(proba, policy, self.quantiles)
         explained: list[Any] = [None] * len(records)
         if reasons and self.explainer is not None:
-            found = self.explainer.explain_matrix(
+            explained = self.explainer.explain_matrix_dicts(
                 matrix, lambda row, name: records[row].get(name), top=TOP_REASONS
             )
-            explained = [r.to_dict() for r in found]
         elif reasons:
             explained = [{"for": [], "against": []}] * len(records)
         id_field = self.lead_model.id_field

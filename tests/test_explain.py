@@ -416,3 +416,55 @@ def test_the_compiled_treeshap_never_compiles_after_its_start(
     assert len(contributions_kernel.signatures) == len(tabulate_kernel.signatures) == 1
     with pytest.raises(TypeError):  # other types are refused, not compiled
         contributions_kernel(X.astype(np.float32), *[None] * 18)
+
+
+def without_effects(reasons: dict[str, list[dict[str, Any]]]) -> Any:
+    return {side: [{**r, "effect": None} for r in told] for side, told in reasons.items()}
+
+
+def effects_of(reasons: dict[str, list[dict[str, Any]]]) -> list[float]:
+    return [r["effect"] for told in reasons.values() for r in told]
+
+
+@pytest.mark.parametrize("with_dates", [True, False])
+def test_the_apis_reason_dicts_are_the_reasons_as_dicts(
+    models_by_kind: dict[str, tuple[Scorer, TrainResult]],
+    demo_frame: pd.DataFrame,
+    tmp_path: Path,
+    with_dates: bool,
+) -> None:
+    """The API answers `explain_matrix_dicts` (no Reason objects in between): the same reasons,
+    one lead at a time and in a batch, with the effects LightGBM's own pred_contrib gives, for a
+    model whose date is three prepared columns and one whose every field is one column."""
+    if with_dates:
+        scorer, result = models_by_kind["lightgbm"]
+    else:
+        leads = demo_frame.drop(columns=[demo.TIME_COLUMN]).head(3000)
+        result = train_model(leads, demo_config(candidates=("lightgbm",), time_column=None))
+        scorer = scorer_from(result, tmp_path / "model")
+    explainer = Explainer.for_scorer(scorer)
+    assert explainer._column_per_field is not with_dates
+    records = records_of(result.holdout.head(60))
+    records[0] = {name: None for name in records[0]}
+    records[1] = records[1] | {"lead_source": "Carrier pigeon", "job_level": None}
+    matrix = scorer.preparer.transform_records(records)
+    expected = explainer._booster.predict(matrix, pred_contrib=True)[:, :-1] @ (
+        explainer._columns_to_fields
+    )
+
+    def value(row: int, name: str) -> Any:
+        return records[row].get(name)
+
+    batch = explainer.explain_matrix_dicts(matrix, value, top=4)
+    assert batch == [r.to_dict() for r in explainer.explain_matrix(matrix, value, top=4)]
+    for row in range(len(records)):
+        lead = records[row]
+        [one] = explainer.explain_matrix_dicts(
+            matrix[row : row + 1], lambda _, n, r=lead: r.get(n), 4
+        )
+        # Summing a date's three columns may round differently in a batch (BLAS): 1e-12.
+        assert without_effects(one) == without_effects(batch[row])
+        assert effects_of(one) == pytest.approx(effects_of(batch[row]), abs=1e-12)
+        by_field = dict(zip(explainer.fields, expected[row], strict=True))
+        for reason in [*batch[row]["for"], *batch[row]["against"]]:
+            assert reason["effect"] == pytest.approx(by_field[reason["field"]], abs=1e-9)

@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 FloatMatrix = npt.NDArray[np.float64]
 Direction = Literal["raises", "lowers"]
 ExplainerKind = Literal["lightgbm", "logistic"]
+#: One reason before it is dressed: (field index, value as the lead has it, effect, text).
+ReasonParts = tuple[int, Any, float, str]
 
 #: Contributions smaller than this (in log-odds: the odds move by less than 5 %) are noise, not
 #: something to tell sales; a lead may then have fewer than `top` reasons on a side.
@@ -281,12 +283,19 @@ class Explainer:
         self.column_fields = _prepared_fields(preparer)
         self._columns_to_fields = _sum_matrix(self.column_fields, len(self.fields))
         self._field_widths = np.bincount(self.column_fields, minlength=len(self.fields))
+        # Usually every field is one prepared column (no dates): then a lead's columns are its
+        # fields, and summing them into fields would only cost time.
+        self._column_per_field = self.column_fields == list(range(len(self.fields)))
         #: (field, its (first) prepared column, how many categories it knows) per categorical.
         self._category_columns = [
             (owner, self.column_fields.index(owner), len(spec.categories))
             for owner, spec in enumerate(self.specs)
             if spec.role is Role.CATEGORICAL and owner in self.column_fields
         ]
+        # The same as index arrays: one comparison per lead finds every unknown category.
+        self._category_fields = np.array([f for f, _, _ in self._category_columns], dtype=np.intp)
+        self._category_codes = np.array([c for _, c, _ in self._category_columns], dtype=np.intp)
+        self._category_counts = np.array([n for _, _, n in self._category_columns], dtype=float)
         self.kind: ExplainerKind
         if isinstance(head, LGBMClassifier):
             self.kind = "lightgbm"
@@ -355,6 +364,8 @@ class Explainer:
         X = np.atleast_2d(np.asarray(matrix, dtype=float))
         if self.kind == "lightgbm":
             per_column = self._tree_contributions(X)[:, :-1]
+            if self._column_per_field:
+                return per_column
         else:
             per_column = (self._encode.transform(X) - self._reference) * self._coef
         return np.asarray(per_column @ self._to_fields, dtype=float)
@@ -412,16 +423,48 @@ class Explainer:
         top: int = 3,
     ) -> list[LeadReasons]:
         """Reasons for prepared leads; `value_of(row, field)` gives the value as the lead has it."""
+        return [
+            LeadReasons(
+                for_=[self._reason(part) for part in raising],
+                against=[self._reason(part) for part in lowering],
+            )
+            for raising, lowering in self._reason_parts(matrix, value_of, top)
+        ]
+
+    def explain_matrix_dicts(
+        self,
+        matrix: npt.ArrayLike,
+        value_of: Callable[[int, str], Any],
+        top: int = 3,
+    ) -> list[dict[str, list[dict[str, Any]]]]:
+        """`[r.to_dict() for r in explain_matrix(...)]` without the objects in between: the API
+        answers these on every score, and making them cost more than the TreeSHAP itself."""
+        return [
+            {
+                "for": [self._reason_dict(part) for part in raising],
+                "against": [self._reason_dict(part) for part in lowering],
+            }
+            for raising, lowering in self._reason_parts(matrix, value_of, top)
+        ]
+
+    def _reason_parts(
+        self, matrix: npt.ArrayLike, value_of: Callable[[int, str], Any], top: int
+    ) -> list[tuple[list[ReasonParts], list[ReasonParts]]]:
+        """Per lead, its strongest reasons for and against, each as (field index, value,
+        effect, text)."""
         if top < 1:
             raise ValueError(f"top must be at least 1, got {top}")
         X = np.atleast_2d(np.asarray(matrix, dtype=float))
         effects = self.contributions(X)
-        missing = np.isnan(X) @ self._columns_to_fields == self._field_widths
+        if self._column_per_field:
+            missing = np.isnan(X)
+        else:
+            missing = np.isnan(X) @ self._columns_to_fields == self._field_widths
         # Python lists from here: a lead has a handful of fields, and numpy's cost per element
         # access is what a reason would otherwise spend most of its time on.
         known = self._known_categories(X)
         return [
-            self._lead_reasons(row, effects_row, missing_row, known_row, value_of, top)
+            self._lead_reason_parts(row, effects_row, missing_row, known_row, value_of, top)
             for row, (effects_row, missing_row, known_row) in enumerate(
                 zip(effects.tolist(), missing.tolist(), known.tolist(), strict=True)
             )
@@ -431,11 +474,11 @@ class Explainer:
         """Per lead and field: False where a categorical field's value was not among the
         categories learnt (its code is past them), True everywhere else."""
         known = np.ones((len(X), len(self.fields)), dtype=bool)
-        for field_index, column, n_known in self._category_columns:
-            known[:, field_index] = ~(X[:, column] >= n_known)
+        if len(self._category_fields):
+            known[:, self._category_fields] = ~(X[:, self._category_codes] >= self._category_counts)
         return known
 
-    def _lead_reasons(
+    def _lead_reason_parts(
         self,
         row: int,
         effects: list[float],
@@ -443,20 +486,26 @@ class Explainer:
         known: list[bool],
         value_of: Callable[[int, str], Any],
         top: int,
-    ) -> LeadReasons:
-        order = sorted(range(len(effects)), key=lambda i: -effects[i])  # stable, as argsort
-        raising = [i for i in order if effects[i] > MIN_EFFECT][:top]
-        lowering = [i for i in reversed(order) if effects[i] < -MIN_EFFECT][:top]
-        return LeadReasons(
-            for_=[
-                self._reason(row, i, effects[i], missing[i], known[i], value_of) for i in raising
+    ) -> tuple[list[ReasonParts], list[ReasonParts]]:
+        # The order a stable sort of all fields by falling effect gives (as argsort), found by
+        # sorting only the few fields strong enough to be told: ties keep the field order for,
+        # and the reverse field order against.
+        raising = [i for i, effect in enumerate(effects) if effect > MIN_EFFECT]
+        raising.sort(key=lambda i: -effects[i])
+        lowering = [i for i, effect in enumerate(effects) if effect < -MIN_EFFECT]
+        lowering.sort(key=lambda i: -effects[i])
+        return (
+            [
+                self._parts(row, i, effects[i], missing[i], known[i], value_of)
+                for i in raising[:top]
             ],
-            against=[
-                self._reason(row, i, effects[i], missing[i], known[i], value_of) for i in lowering
+            [
+                self._parts(row, i, effects[i], missing[i], known[i], value_of)
+                for i in lowering[::-1][:top]
             ],
         )
 
-    def _reason(
+    def _parts(
         self,
         row: int,
         index: int,
@@ -464,16 +513,30 @@ class Explainer:
         missing: bool,
         known: bool,
         value_of: Callable[[int, str], Any],
-    ) -> Reason:
+    ) -> ReasonParts:
         spec = self.specs[index]
         value = None if missing else value_of(row, spec.name)
+        return index, value, effect, _reason_text(spec, value, missing, known or missing, effect)
+
+    def _reason(self, parts: ReasonParts) -> Reason:
+        index, value, effect, text = parts
         return Reason(
-            field=spec.name,
+            field=self.fields[index],
             value=value,
             effect=effect,
             direction="raises" if effect > 0 else "lowers",
-            text=_reason_text(spec, value, missing, known or missing, effect),
+            text=text,
         )
+
+    def _reason_dict(self, parts: ReasonParts) -> dict[str, Any]:
+        index, value, effect, text = parts
+        return {
+            "field": self.fields[index],
+            "value": _json_value(value),
+            "effect": effect,
+            "direction": "raises" if effect > 0 else "lowers",
+            "text": text,
+        }
 
     # -- the model's own grid of numeric values ------------------------------------------------
 

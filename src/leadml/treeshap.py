@@ -295,7 +295,8 @@ class TreeShap:
         sizes = (1 << self._leaf_width) * self._leaf_width
         self._table_start = np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
         self._table = np.zeros(int(sizes.sum()))
-        self._kernel, tabulate = compile_kernels()
+        kernel, tabulate = compile_kernels()
+        self._kernel = _direct_call(kernel)
         tabulate(
             np.asarray(leaf_values, dtype=np.float64),
             zero_fractions,
@@ -322,6 +323,9 @@ class TreeShap:
         if X.shape[1] != self.n_features:
             raise ValueError(f"expected {self.n_features} features, got {X.shape[1]}")
         out = np.zeros((X.shape[0], self.n_features + 1))
+        if len(X) <= CHUNK_ROWS:  # the API's one lead: no slices to make
+            self._chunk(X, out)
+            return out
         for start in range(0, len(X), CHUNK_ROWS):
             self._chunk(X[start : start + CHUNK_ROWS], out[start : start + CHUNK_ROWS])
         return out
@@ -348,6 +352,16 @@ class TreeShap:
             self.expected_value,
             out,
         )
+
+
+def _direct_call(kernel: Any) -> Any:
+    """The kernel's one compiled overload as a plain callable, without numba's dispatcher: with
+    19 arguments its type matching costs about a tenth of one lead's reasons. `TreeShap` always
+    passes the declared types (float64 C arrays it made itself, which is what the dispatcher
+    would check). The dispatcher itself when numba does not expose exactly one overload."""
+    overloads = list(getattr(kernel, "overloads", {}).values())
+    entry = getattr(overloads[0], "entry_point", None) if len(overloads) == 1 else None
+    return entry if callable(entry) else kernel
 
 
 def _count(node: dict[str, Any]) -> float:
