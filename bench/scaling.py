@@ -69,7 +69,9 @@ def timed_train(arguments: list[str]) -> dict[str, object]:
         if child.returncode != 0:
             raise SystemExit(Path(f"{folder}/stderr.txt").read_text()[-2000:])
         report = json.loads(Path(f"{folder}/report.json").read_text())
+    split = report["split"]
     return {
+        "leads": split["fit"] + split["holdout"] + split.get("open_leads_left_out", 0),
         "wall_seconds": round(seconds, 1),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "train_model_seconds": report["seconds"],
@@ -94,21 +96,22 @@ def main() -> None:
     parser.add_argument("--xeducation", type=Path, default=XEDUCATION)
     parser.add_argument("--no-xeducation", action="store_true", help="skip the X Education run")
     args = parser.parse_args()
-    runs: list[tuple[str, int | None, list[str]]] = []
+    runs: list[tuple[str, list[str]]] = []
     if not args.no_xeducation and args.xeducation.exists():
         data = str(args.xeducation.resolve())
-        runs.append(("xeducation", None, ["--data", data, "--target", "Converted"]))
+        runs.append(("xeducation", ["--data", data, "--target", "Converted"]))
+    elif not args.no_xeducation:
+        print(f"no X Education export at {args.xeducation}: skipped (--xeducation PATH)")
     for rows in sorted(args.rows):
         arguments = [
             "--data", str(demo_leads(rows)), "--target", demo.TARGET,
             "--id-column", demo.ID_COLUMN, "--time-column", demo.TIME_COLUMN,
         ]  # fmt: skip
-        runs.append(("demo", rows, arguments))
+        runs.append(("demo", arguments))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    for export, rows, arguments in runs:
+    for export, arguments in runs:
         row = {
             "export": export,
-            "rows": rows if rows is not None else "",
             "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             **timed_train(arguments),
         }

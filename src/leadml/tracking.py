@@ -72,7 +72,8 @@ class Promotion:
 
 
 def _save_figure(figure: Figure, path: Path) -> Path:
-    figure.savefig(path, dpi=110, bbox_inches="tight")
+    # The figures lay themselves out (constrained layout): "tight" would draw each one twice.
+    figure.savefig(path, dpi=110)
     return path
 
 

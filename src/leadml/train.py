@@ -31,6 +31,7 @@ from leadml.data import (
     check_training_frame,
     datetime_series,
     drop_open_leads,
+    release_unused_memory,
     split_leads,
     target_vector,
 )
@@ -900,6 +901,10 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             preparer, chosen_folds = preparer_without, folds_without
 
     X_learn = preparer.transform(learn_frame)
+    # On a million leads the frame of the leads learnt from is a few hundred MB: let it go before
+    # LightGBM builds its own copy of the data (the CV sample is small above CV_MAX_ROWS).
+    del learn_frame
+    release_unused_memory()
     head = fit_head(
         make_head(
             chosen,  # type: ignore[arg-type]
@@ -921,6 +926,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     pipeline = Pipeline(
         [("prepare", preparer), ("model", calibrated_on(head, calibrator, X_learn, y_learn))]
     )
+    del X_learn
     calibration = "centered isotonic" if method == "isotonic" else method
     progress(
         f"fitted on all {len(y_learn):,} non-holdout leads; calibrated ({calibration}) on"
