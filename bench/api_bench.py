@@ -182,7 +182,7 @@ def servers(tracking_uri: str, ledger_only: bool = False) -> Iterator[dict[str, 
     try:
         started["leadml"] = start(
             "leadml",
-            [str(BIN / "leadml"), "serve", "--port", str(ports["leadml"])],
+            [str(BIN / "leadml"), "serve", "--new-database", "--port", str(ports["leadml"])],
             {
                 **common,
                 "LEADML_ALLOW_ANONYMOUS": "true",
@@ -196,7 +196,7 @@ def servers(tracking_uri: str, ledger_only: bool = False) -> Iterator[dict[str, 
         # The same server with the score ledger off, measured in the same rounds.
         started["leadml-off"] = start(
             "leadml-off",
-            [str(BIN / "leadml"), "serve", "--port", str(ports["leadml-off"])],
+            [str(BIN / "leadml"), "serve", "--new-database", "--port", str(ports["leadml-off"])],
             {
                 **common,
                 "LEADML_ALLOW_ANONYMOUS": "true",

@@ -143,6 +143,33 @@ def test_a_full_queue_waits_for_the_database_and_loses_no_score(
     assert float(waited[0].split()[-1]) > 0.5, waited
 
 
+def test_concurrent_large_batches_are_all_answered_and_recorded(
+    trained: TrainedModel, tmp_path: Path
+) -> None:
+    # Batches of 64 leads or more are scored in worker threads, at most two at once (more only
+    # starve the ledger's writer); six sent together all finish, each lead recorded once.
+    app = create_app(api_settings(trained, tmp_path, max_batch_leads=200))
+    with TestClient(app) as client:
+        leads = demo_leads(client, 600)
+        chunks = [leads[i : i + 100] for i in range(0, 600, 100)]
+        answers: list[Any] = [None] * len(chunks)
+
+        def send(index: int) -> None:
+            answers[index] = client.post(
+                "/v1/leads/score-batch?reasons=false", json=chunks[index], headers=SCORER
+            )
+
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(len(chunks))]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join(timeout=300)
+        assert [a.status_code for a in answers] == [200] * len(chunks)
+        assert [a.json()["count"] for a in answers] == [100] * len(chunks)
+        ledger = ledger_of(client)
+    assert sorted(ledger["lead_id"]) == sorted(lead["lead_id"] for lead in leads)
+
+
 def test_a_failing_database_drops_at_once_counted_and_never_stalls_the_score(
     trained: TrainedModel, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
