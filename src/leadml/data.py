@@ -70,6 +70,14 @@ def load_leads(source: str | Path, query: str | None = None) -> pd.DataFrame:
     return frame
 
 
+def sample_positions(n_rows: int, limit: int, seed: int) -> np.ndarray:
+    """Row positions 0..n_rows-1: all of them when there are at most `limit`, else `limit` of
+    them drawn at random with `seed` (without replacement), in their original order."""
+    if n_rows <= limit:
+        return np.arange(n_rows)
+    return np.sort(np.random.default_rng(seed).choice(n_rows, size=limit, replace=False))
+
+
 def release_unused_memory() -> None:
     """Hand back to the system the memory pyarrow's allocator keeps for reuse.
 

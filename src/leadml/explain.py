@@ -46,6 +46,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
+from leadml.data import sample_positions
 from leadml.errors import ModelError, PolicyError
 from leadml.fastpath import LinearHead
 from leadml.features import LeadPreparer
@@ -932,15 +933,6 @@ TRAIT_MIN_LEADS = 20
 TRAIT_MAX_LEADS = 20_000
 
 
-def _sample_leads(leads: pd.DataFrame, max_leads: int, seed: int) -> pd.DataFrame:
-    """`leads` itself when it has at most `max_leads` rows, else that many of them drawn at
-    random with `seed`, in their original order."""
-    if len(leads) <= max_leads:
-        return leads
-    rows = np.sort(np.random.default_rng(seed).choice(len(leads), size=max_leads, replace=False))
-    return leads.iloc[rows]
-
-
 def trait_importance(
     pipeline: Pipeline, leads: pd.DataFrame, *, max_leads: int = TRAIT_MAX_LEADS, seed: int = 0
 ) -> pd.DataFrame:
@@ -953,7 +945,8 @@ def trait_importance(
     for numbers whether higher values raise or lower it. More than `max_leads` leads are sampled
     down to `max_leads` at random (`seed`), see `TRAIT_MAX_LEADS`.
     """
-    leads = _sample_leads(leads, max_leads, seed)
+    if len(leads) > max_leads:
+        leads = leads.iloc[sample_positions(len(leads), max_leads, seed)]
     explainer = Explainer(pipeline.named_steps["prepare"], _calibrated_head(pipeline))
     effects = explainer.contributions(explainer.preparer.transform(leads))
     importance = np.abs(effects).mean(axis=0)

@@ -32,6 +32,7 @@ from leadml.data import (
     datetime_series,
     drop_open_leads,
     release_unused_memory,
+    sample_positions,
     split_leads,
     target_vector,
 )
@@ -264,13 +265,6 @@ class TrainResult:
 
 def _noop(_: str) -> None:
     return None
-
-
-def _subsample(n_rows: int, limit: int, seed: int) -> np.ndarray:
-    if n_rows <= limit:
-        return np.arange(n_rows)
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_rows, size=limit, replace=False))
 
 
 def cv_folds(
@@ -804,7 +798,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     preparer = LeadPreparer(schema).fit()
     y_learn = y[learn_rows]
     w_learn = None if weights is None else weights[learn_rows]
-    cv_rows = _subsample(len(y_learn), config.cv_max_rows, config.seed)
+    cv_rows = sample_positions(len(y_learn), config.cv_max_rows, config.seed)
     # Only the sampled leads are prepared for the decisions; all of them once, for the final fit.
     cv_frame = learn_frame if len(cv_rows) == len(learn_frame) else learn_frame.iloc[cv_rows]
     y_cv = y_learn[cv_rows]
