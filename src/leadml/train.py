@@ -836,6 +836,10 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
     chosen, reason = select_candidate(scores)
     progress(reason)
     chosen_folds = next(f for f in folds if f.score.name == chosen)
+    # Every cross-validation below uses the same folds, so it tests the same leads in the same
+    # order (`paired_feature_test` checks it): their outcomes and weights are these.
+    y_tested = y_cv[chosen_folds.tested]
+    w_tested = None if w_cv is None else w_cv[chosen_folds.tested]
     chosen_shape = chosen_folds.score.tree_shape or DEFAULT_TREE_SHAPE
     if chosen_folds.score.tree_shape_reason:
         progress(chosen_folds.score.tree_shape_reason)
@@ -861,11 +865,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         without = _without_time_features(schema)
         preparer_without, folds_without = cross_validate_chosen(without)
         time_features = time_feature_decision(
-            str(config.time_column),
-            y_learn[cv_rows][chosen_folds.tested],
-            chosen_folds,
-            folds_without,
-            None if w_cv is None else w_cv[chosen_folds.tested],
+            str(config.time_column), y_tested, chosen_folds, folds_without, w_tested
         )
         progress(time_features.reason)
         if not time_features.kept:
@@ -877,8 +877,6 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             break  # the last feature stays, whatever it is
         without = without_column(schema, column, "")
         preparer_without, folds_without = cross_validate_chosen(without)
-        y_tested = y_cv[chosen_folds.tested]
-        w_tested = None if w_cv is None else w_cv[chosen_folds.tested]
         decision = column_decision(
             column,
             distinct,
@@ -913,9 +911,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         preparer,
         sample_weight=w_learn,
     )
-    y_tested = y_cv[chosen_folds.tested]
     method = calibration_method(y_tested)
-    w_tested = None if w_cv is None else w_cv[chosen_folds.tested]
     calibrator = fit_calibrator(chosen_folds.output, y_tested, method, w_tested)
     pipeline = Pipeline(
         [("prepare", preparer), ("model", calibrated_on(head, calibrator, X_learn, y_learn))]
