@@ -353,6 +353,13 @@ CASES = [
         LEADML_RELOAD_INTERVAL_SECONDS="-1",
     ),
     case(
+        "setting-negative-ledger-wait",
+        f"score {{leads}} -o {{out}} {MODEL}",
+        "LEADML_LEDGER_WAIT_SECONDS",
+        "at least 0",
+        LEADML_LEDGER_WAIT_SECONDS="-1",
+    ),
+    case(
         "setting-app-database-missing-folder",
         f"score {{leads}} -o {{out}} {MODEL}",
         "LEADML_DATABASE_URL",
