@@ -74,6 +74,10 @@ def test_score_import_monitor(
     assert len(ledger) == ROWS and set(ledger["source"]) == {"cli"}
     assert ledger["features"].iloc[0]["lead_id"] == ledger["lead_id"].iloc[0]
 
+    code, out, err = run_cli_streams(["monitor", *common], capsys)
+    assert code == 0, err
+    assert "promise is not checked yet" in flat(out)  # scores, but no outcome yet
+
     truth = leads.set_index(demo.ID_COLUMN)[demo.TARGET].astype(bool)
     truth.index = truth.index.astype(str)
     export = crm_export(ranked, truth, seed=21)
@@ -91,7 +95,7 @@ def test_score_import_monitor(
 
     code, out, err = run_cli_streams(["monitor", *common], capsys)
     assert code == 0, err
-    assert "healthy:" in flat(out)
+    assert "healthy:" in flat(out) and "not checked yet" not in flat(out)
 
     # Sales stops converting the top channel's MQLs: the next quarter is a different store.
     channel = leads.loc[leads[demo.ID_COLUMN].astype(str).isin(

@@ -403,6 +403,7 @@ def test_a_kept_promise_is_healthy_and_too_few_outcomes_are_not_judged() -> None
     )  # fmt: skip
     finding = {f.figure: f for f in kept.groups[0].findings}["mql_conversion"]
     assert finding.verdict == "healthy" and finding.reason.endswith("as promised")
+    assert kept.promise_checked and kept.to_dict()["promise_checked"] is True
 
     few = joined.copy()
     few.loc[few.index[10:40], "converted"] = pd.NA
@@ -412,3 +413,5 @@ def test_a_kept_promise_is_healthy_and_too_few_outcomes_are_not_judged() -> None
     finding = {f.figure: f for f in early.groups[0].findings}["mql_conversion"]
     assert finding.verdict == "healthy" and not finding.judged
     assert "only 10 have an outcome yet" in finding.reason
+    # Healthy on volume and drift only: the report says the promise is not checked yet.
+    assert not early.promise_checked and early.to_dict()["promise_checked"] is False

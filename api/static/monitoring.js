@@ -18,8 +18,8 @@
     return `${pct(promise.precision)}${range ? ` (${pct(range[0], 0)}–${pct(range[1], 0)})` : ""}`;
   }
 
-  function verdictBadge(verdict) {
-    return el("span", { class: `verdict-badge verdict-${verdict}` }, VERDICT_WORDS[verdict] || verdict);
+  function verdictBadge(verdict, words) {
+    return el("span", { class: `verdict-badge verdict-${verdict}` }, words || VERDICT_WORDS[verdict] || verdict);
   }
 
   function figure(term, value, id) {
@@ -29,8 +29,13 @@
   function show(report) {
     const groups = report.groups || [];
     const withOutcome = groups.reduce((sum, g) => sum + ((g.mql_conversion || {}).n || 0), 0);
-    $("verdict").replaceChildren(verdictBadge(report.verdict));
+    // Before enough outcomes arrive, "healthy" rests on MQL volume and drift alone: say so.
+    const unchecked = report.verdict === "healthy" && !report.promise_checked;
+    $("verdict").replaceChildren(verdictBadge(report.verdict, unchecked ? "Healthy so far" : undefined),
+      unchecked ? el("span", { class: "hint", id: "promise-unchecked" },
+        " on MQL volume and drift; the promise is not checked yet") : "");
     $("verdict").dataset.verdict = report.verdict;
+    $("verdict").dataset.promiseChecked = String(Boolean(report.promise_checked));
     $("verdict-reason").textContent = report.reason;
     const none = $("no-outcomes");
     none.hidden = withOutcome > 0;
@@ -44,7 +49,8 @@
     );
     $("groups").querySelector("tbody").replaceChildren(...groups.map((g) => el("tr", {},
       el("th", { scope: "row" }, `policy ${g.policy_version ?? "default"} · model v${g.model_version}`),
-      el("td", { "data-label": "Verdict" }, verdictBadge(g.verdict)),
+      el("td", { "data-label": "Verdict" }, verdictBadge(g.verdict, g.verdict === "healthy" &&
+        !(g.findings || []).some((f) => f.figure === "mql_conversion" && f.judged) ? "Healthy so far" : undefined)),
       el("td", { class: "num", "data-label": "Leads scored" }, num(g.scored)),
       el("td", { class: "num", "data-label": "MQLs" }, num(g.mqls)),
       el("td", { "data-label": "Promised" }, g.promise ? promised(g.promise) : "–"),

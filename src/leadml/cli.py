@@ -55,7 +55,14 @@ from leadml.demo import check_variants, write_demo_leads
 from leadml.errors import DataError, ExitCode, LeadmlError, ModelError, SettingsError
 from leadml.evaluate import holdout_metrics
 from leadml.explain import Explainer
-from leadml.monitor import ACT, MIN_LEADS, ContractReport, MonitorReport, monitor_outcomes
+from leadml.monitor import (
+    ACT,
+    MIN_JUDGED,
+    MIN_LEADS,
+    ContractReport,
+    MonitorReport,
+    monitor_outcomes,
+)
 from leadml.outcomes import ColumnMapping, events_from_frame
 from leadml.policy import (
     ActivePolicy,
@@ -1253,6 +1260,11 @@ def _print_contract(report: ContractReport) -> None:
     for item in shifted:
         out.print(f"  {item.feature}: PSI {item.psi:.3f} ({item.reading})")
     out.print(f"{report.verdict}: {report.reason}")
+    if not report.promise_checked:
+        out.print(
+            f"the MQL line's promise is not checked yet: fewer than {MIN_JUDGED} MQLs have an"
+            " outcome (leadml outcomes import, or POST /v1/outcomes)"
+        )
 
 
 def _monitor_file(

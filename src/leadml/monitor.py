@@ -712,6 +712,15 @@ class ContractReport:
     def reason(self) -> str:
         return worst(self.all_findings).reason
 
+    @property
+    def promise_checked(self) -> bool:
+        """Whether enough MQLs have an outcome for some group's promised conversion to be judged.
+
+        Until then a healthy verdict rests on MQL volume and drift alone."""
+        return any(
+            f.judged for g in self.groups for f in g.findings if f.figure == "mql_conversion"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         def rate(r: Rate) -> dict[str, Any]:
             return asdict(r)
@@ -719,6 +728,7 @@ class ContractReport:
         return {
             "verdict": self.verdict,
             "reason": self.reason,
+            "promise_checked": self.promise_checked,
             "since": self.since,
             "until": self.until,
             "scored": self.scored,

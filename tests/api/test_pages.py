@@ -849,6 +849,12 @@ def test_monitoring_page_shows_the_verdict_and_says_no_outcomes_are_recorded(
         page.goto(open_api + "/monitoring")
         expect(page.locator("#verdict")).to_have_attribute("data-verdict", report["verdict"])
         expect(page.locator("#no-outcomes")).to_contain_text("No outcomes have been recorded")
+        # Healthy on volume and drift is not the promise kept: the badge says which it is.
+        assert report["promise_checked"] is False
+        expect(page.locator("#verdict")).to_have_attribute("data-promise-checked", "false")
+        if report["verdict"] == "healthy":
+            expect(page.locator("#verdict .verdict-badge")).to_have_text("Healthy so far")
+            expect(page.locator("#promise-unchecked")).to_contain_text("not checked yet")
         _charts_drawn(page, "grades-chart", "drift-chart")
         assert_fits_the_width(page)
         page.screenshot(path=str(screenshots / f"monitoring-{width}.png"), full_page=True)
