@@ -117,12 +117,8 @@ def handover(policy: ActivePolicy, is_mql: Sequence[bool]) -> tuple[list[bool], 
     """Which leads below the line go to sales anyway (the policy's exploration share), and each
     lead's chance of going to sales: 1 for MQLs, the share (0 without exploration) below the line.
     """
-    if policy.exploration_share <= 0:
-        return [False] * len(is_mql), [1.0 if mql else 0.0 for mql in is_mql]
-    explored, chance = policy.explore(
-        np.asarray(is_mql, dtype=bool), _EXPLORATION_DRAWS.random(len(is_mql))
-    )
-    return [bool(x) for x in explored], [float(x) for x in chance]
+    explored, chance = policy.hand_over(is_mql, _EXPLORATION_DRAWS)
+    return explored.tolist(), chance.tolist()
 
 
 def batch_figures(proba: np.ndarray, policy: ActivePolicy, quantiles: np.ndarray) -> list[Figures]:

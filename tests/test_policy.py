@@ -229,6 +229,15 @@ def test_an_exploration_share_is_kept_with_the_policy(book: PolicyBook, scorer: 
     explored, chance = active.explore(is_mql, np.array([0.0, 0.01, 0.5, 0.049]))
     assert explored.tolist() == [False, True, False, True]
     assert chance.tolist() == [1.0, 0.05, 0.05, 0.05]
+    # Drawn from a generator, the same rule: only leads below the line, about the share of them.
+    below = np.zeros(20_000, dtype=bool)
+    drawn, chances = active.hand_over(below, np.random.default_rng(3))
+    assert abs(drawn.mean() - 0.05) < 4 * (0.05 * 0.95 / 20_000) ** 0.5
+    assert set(chances.tolist()) == {0.05}
+    assert not active.hand_over(np.ones(50, dtype=bool), np.random.default_rng(3))[0].any()
+    unexplored = replace(active, exploration_share=0.0)
+    none, zero_or_one = unexplored.hand_over(is_mql, np.random.default_rng(3))
+    assert not none.any() and zero_or_one.tolist() == [1.0, 0.0, 0.0, 0.0]
     again = book.reapply(scorer, set_by="marketing@x")
     assert again.params["exploration_share"] == 0.05
     with pytest.raises(PolicyError, match="exploration_share"):

@@ -69,9 +69,8 @@ def score_chunk(
         scored.insert(0, "row", np.arange(first_row + 1, first_row + len(chunk) + 1))
     scored["is_mql"], scored["grade"] = policy.decide(scored["probability"].to_numpy())
     if policy.exploration_share > 0:
-        uniform = (draws or np.random.default_rng()).random(len(scored))
-        scored["exploration"], scored["selection_probability"] = policy.explore(
-            scored["is_mql"].to_numpy(), uniform
+        scored["exploration"], scored["selection_probability"] = policy.hand_over(
+            scored["is_mql"].to_numpy(), draws or np.random.default_rng()
         )
     if explainer is not None:
         found = explainer.explain_frame(chunk.reset_index(drop=True))

@@ -395,6 +395,16 @@ class ActivePolicy:
         `threshold.choose_exploration`); `draws` are uniform in [0, 1), one per lead."""
         return choose_exploration(is_mql, self.exploration_share, draws)
 
+    def hand_over(
+        self, is_mql: npt.ArrayLike, rng: np.random.Generator
+    ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64]]:
+        """`explore` with one draw per lead from `rng`; without exploration nothing is drawn,
+        no lead below the line is explored and each lead's chance is 1 (MQL) or 0."""
+        mql = np.atleast_1d(np.asarray(is_mql, dtype=bool))
+        if self.exploration_share <= 0:
+            return np.zeros(len(mql), dtype=bool), mql.astype(np.float64)
+        return self.explore(mql, rng.random(len(mql)))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
