@@ -8,10 +8,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -311,31 +311,44 @@ class CandidateFolds:
 #: Python's lock while they work): each fold's model is the same as fitted alone, one core each.
 FOLD_THREADS = max(1, min(2, os.cpu_count() or 1))
 
-Fold = TypeVar("Fold")
+
+@dataclass
+class _FoldJob:
+    """The folds of one cross-validation (a candidate, in one tree shape), fitting in a pool."""
+
+    name: CandidateName
+    shape: str | None
+    futures: list[Future[tuple[Any, float, float]]]
+
+    def results(self) -> tuple[list[Any], float]:
+        """Each fold's result in the folds' order, and the seconds from the first fold's start
+        to the last one's end."""
+        done = [future.result() for future in self.futures]
+        seconds = max(end for _, _, end in done) - min(start for _, start, _ in done)
+        return [result for result, _, _ in done], seconds
 
 
-def _fold_by_fold(
-    fit_fold: Callable[[tuple[np.ndarray, np.ndarray]], Fold],
+def _submit_folds(
+    pool: ThreadPoolExecutor,
+    fit_fold: Callable[[tuple[np.ndarray, np.ndarray]], Any],
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
-) -> list[Fold]:
-    """`fit_fold` of every (train rows, test rows) pair, in the pairs' order."""
-    if FOLD_THREADS == 1:
-        return [fit_fold(pair) for pair in pairs]
-    with ThreadPoolExecutor(max_workers=FOLD_THREADS, thread_name_prefix="cv-fold") as pool:
-        return list(pool.map(fit_fold, pairs))
+) -> list[Future[tuple[Any, float, float]]]:
+    def timed(pair: tuple[np.ndarray, np.ndarray]) -> tuple[Any, float, float]:
+        started = time.perf_counter()
+        return fit_fold(pair), started, time.perf_counter()
+
+    return [pool.submit(timed, pair) for pair in pairs]
 
 
-def _lightgbm_folds(
+def _lightgbm_fit_fold(
     X: np.ndarray,
     y: np.ndarray,
     preparer: LeadPreparer,
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     seed: int,
-    sample_weight: np.ndarray | None = None,
-    shape: str = DEFAULT_TREE_SHAPE,
-) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
-    """Out-of-fold `head_output` per fold at the number of trees that minimises the summed
-    out-of-fold log loss (one number for all folds, as `lightgbm.cv` picks it)."""
+    sample_weight: np.ndarray | None,
+    shape: str,
+) -> Callable[[tuple[np.ndarray, np.ndarray]], tuple[Any, np.ndarray, float]]:
+    """Fits one LightGBM fold with early stopping on its test rows: (model, loss curve, weight)."""
 
     def fit_fold(pair: tuple[np.ndarray, np.ndarray]) -> tuple[Any, np.ndarray, float]:
         train_rows, test_rows = pair
@@ -354,7 +367,16 @@ def _lightgbm_folds(
         weight = len(test_rows) if sample_weight is None else sample_weight[test_rows].sum()
         return head, curve, float(weight)
 
-    fitted = _fold_by_fold(fit_fold, pairs)
+    return fit_fold
+
+
+def _lightgbm_outputs(
+    X: np.ndarray,
+    fitted: Sequence[tuple[Any, np.ndarray, float]],
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], int]:
+    """Out-of-fold `head_output` per fold at the number of trees that minimises the summed
+    out-of-fold log loss (one number for all folds, as `lightgbm.cv` picks it)."""
     models = [head for head, _, _ in fitted]
     curves = [(curve, weight) for _, curve, weight in fitted]
     longest = max(len(curve) for curve, _ in curves)
@@ -376,7 +398,7 @@ def _scored_folds(
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
     y: np.ndarray,
     w: np.ndarray | None,
-    started: float,
+    seconds: float,
     n_trees: int | None = None,
     shape: str | None = None,
 ) -> CandidateFolds:
@@ -397,7 +419,7 @@ def _scored_folds(
         pr_auc=float(average_precision_score(y_tested, proba, sample_weight=w_tested)),
         log_loss=float(log_loss(y_tested, np.clip(proba, 1e-6, 1 - 1e-6), sample_weight=w_tested)),
         pr_auc_std=float(np.std(fold_pr_auc)),
-        fit_seconds=time.perf_counter() - started,
+        fit_seconds=seconds,
         n_estimators=n_trees,
         tree_shape=shape,
     )
@@ -446,21 +468,9 @@ def cross_validate_candidates(
     """
     w = sample_weight
     pairs = cv_folds(y, folds, seed, time_order)
-    results = []
-    for name in candidates:
-        if name == "lightgbm":
-            by_shape = []
-            for shape in tree_shapes:
-                started = time.perf_counter()
-                outputs, n_trees = _lightgbm_folds(X, y, preparer, pairs, seed, w, shape)
-                by_shape.append(_scored_folds(name, outputs, pairs, y, w, started, n_trees, shape))
-            results.append(choose_tree_shape(by_shape))
-            continue
-        started = time.perf_counter()
 
-        def fit_fold(
-            pair: tuple[np.ndarray, np.ndarray], name: CandidateName = name
-        ) -> tuple[np.ndarray, np.ndarray]:
+    def fold_fitter(name: CandidateName) -> Callable[[tuple[np.ndarray, np.ndarray]], Any]:
+        def fit(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
             train_rows, test_rows = pair
             head = fit_head(
                 make_head(name, preparer, seed, len(train_rows)),
@@ -471,8 +481,35 @@ def cross_validate_candidates(
             )
             return head_output(head, X[test_rows])
 
-        outputs = _fold_by_fold(fit_fold, pairs)
-        results.append(_scored_folds(name, outputs, pairs, y, w, started))
+        return fit
+
+    # Every fold of every candidate and shape goes into one pool, LightGBM's (the longest) first,
+    # so both threads stay busy to the end instead of idling at the tail of each candidate's folds.
+    # Each fold is fitted as it would be alone, so the results do not depend on the order.
+    jobs: list[_FoldJob] = []
+    with ThreadPoolExecutor(max_workers=FOLD_THREADS, thread_name_prefix="cv-fold") as pool:
+        for name in sorted(candidates, key=lambda name: name != "lightgbm"):
+            if name == "lightgbm":
+                for shape in tree_shapes:
+                    fit_lightgbm = _lightgbm_fit_fold(X, y, preparer, seed, w, shape)
+                    jobs.append(_FoldJob(name, shape, _submit_folds(pool, fit_lightgbm, pairs)))
+            else:
+                jobs.append(_FoldJob(name, None, _submit_folds(pool, fold_fitter(name), pairs)))
+        results = []
+        for name in candidates:
+            if name == "lightgbm":
+                by_shape = []
+                for job in (job for job in jobs if job.name == name):
+                    fitted, seconds = job.results()
+                    outputs, n_trees = _lightgbm_outputs(X, fitted, pairs)
+                    by_shape.append(
+                        _scored_folds(name, outputs, pairs, y, w, seconds, n_trees, job.shape)
+                    )
+                results.append(choose_tree_shape(by_shape))
+                continue
+            [job] = (job for job in jobs if job.name == name)
+            outputs, seconds = job.results()
+            results.append(_scored_folds(name, outputs, pairs, y, w, seconds))
     return results
 
 
