@@ -85,6 +85,10 @@ def demo_export(*variants: str) -> Callable[[], tuple[pd.DataFrame, TrainConfig]
 DATASETS: dict[str, Callable[[], tuple[pd.DataFrame, TrainConfig]]] = {
     "xeducation": x_education,
     "demo": demo_export(),
+    # Every trap at once, the shape of a marketing funnel export: a time split, dates written
+    # day first, a landing-page id with thousands of values, post-contact columns to find, and
+    # a world that changes (Webinar leads convert better from 2024).
+    "demo-traps": demo_export("post-contact", "day-first", "time-shift", "landing-page"),
 }
 
 

@@ -85,6 +85,14 @@ def test_day_first_writes_the_same_moments_day_first(base: pd.DataFrame) -> None
     assert (days <= 12).any() and (days > 12).any()
 
 
+def test_the_world_shifts_on_the_same_day_whether_or_not_dates_are_written_day_first() -> None:
+    """time-shift after day-first reads the dates as written (2024-01-02 is not 1 February)."""
+    after = generate_leads(10_000, seed=5, variants=("day-first", "time-shift"))
+    before = generate_leads(10_000, seed=5, variants=("time-shift", "day-first"))
+    pd.testing.assert_series_equal(after[TARGET], before[TARGET])
+    assert not after[TARGET].equals(generate_leads(10_000, seed=5)[TARGET])
+
+
 def test_variants_keep_the_stream_the_same_however_it_is_cut() -> None:
     start = BLOCK_ROWS - 150
     window = generate_leads(300, seed=5, start_id=start, variants=BOTH)

@@ -704,7 +704,7 @@ SHIFT_WEBINAR_EFFECT = 2.5
 
 def _time_shift(frame: pd.DataFrame, uniforms: Uniforms) -> pd.DataFrame:
     u = uniforms(1)[:, 0]
-    moments = pd.to_datetime(frame[TIME_COLUMN]).to_numpy(dtype="datetime64[s]")
+    moments = _moments(frame[TIME_COLUMN])
     shifted = (moments >= SHIFT_DATE) & (frame["lead_source"] == "Webinar").to_numpy()
     chance = _sigmoid(true_log_odds(frame) + SHIFT_WEBINAR_EFFECT)
     frame = frame.copy()
