@@ -27,6 +27,11 @@ out-of-fold blended margin, and the holdout is scored with the final models' ble
                 models too: out-of-fold margins are the 3 fold models' mean), variance reduction
   shapes        LightGBM only: margin = (1 - b) * chosen shape + b * the other shape (both are
                 cross-validated by leadml already), b by out-of-fold log loss as for `blend`
+  onehot        LightGBM only, the chosen shape on the same leads and folds, but every category
+                of a text column is a 0/1 column of its own (its codes 0..n, "other" and
+                missing) instead of LightGBM's native categorical splits
+  encoding      the rule: `onehot` when its out-of-fold log loss is lower than the chosen
+                model's, else the chosen model
 
 Rows go to bench/results/blend_rule.csv (resumable; `--fresh` starts over); the summary table
 (mean over seeds) is printed at the end.
@@ -37,6 +42,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -99,6 +105,21 @@ def with_seed(seed: int) -> Callable[..., Any]:
         return shipped(*args, **kwargs).set_params(random_state=seed)
 
     return head
+
+
+def one_hot(preparer: Any, matrix: np.ndarray) -> np.ndarray:
+    """The prepared matrix with each categorical column spread into one 0/1 column per code the
+    preparer can give (its categories, "other", missing)."""
+    categorical = set(preparer.categorical_indices_)
+    names = list(preparer.feature_names_out_)
+    parts = [matrix[:, [i for i in range(matrix.shape[1]) if i not in categorical]]]
+    for column in sorted(categorical):
+        spec = next(f for f in preparer.schema.features if f.name == names[column])
+        codes = matrix[:, column]
+        levels = np.arange(len(spec.categories) + 1, dtype=float)
+        parts.append((codes[:, None] == levels[None, :]).astype(float))
+        parts.append(np.isnan(codes)[:, None].astype(float))
+    return np.hstack(parts)
 
 
 def best_weight(y: np.ndarray, tree: np.ndarray, linear: np.ndarray) -> float:
@@ -247,6 +268,38 @@ def run_one(frame: pd.DataFrame, config: TrainConfig) -> list[dict[str, Any]]:
                 np.mean([hold for _, hold in bag], axis=0),
             )
         )
+        no_categories = SimpleNamespace(categorical_indices_=[])
+        options = {k: v for k, v in kwargs.items() if k not in ("candidates", "tree_shapes")}
+        [hot] = train.cross_validate_candidates(
+            one_hot(preparer, X_cv),
+            y_cv,
+            no_categories,
+            ("lightgbm",),
+            tree_shapes=(shape,),
+            **options,
+        )
+        assert np.array_equal(hot.tested, tested)
+        hot_head = fit_head(
+            make_head(
+                "lightgbm",
+                final_preparer,
+                config.seed,
+                len(y_learn),
+                n_estimators=hot.n_estimators or 1000,
+                shape=shape,
+            ),
+            one_hot(final_preparer, X_learn),
+            y_learn,
+            no_categories,
+        )
+        hot_h = head_output(hot_head, one_hot(final_preparer, H))[0]
+        rows.append(scored("onehot", hot.output, hot_h, cv_log_loss=hot.score.log_loss))
+        if hot.score.log_loss < chosen_folds.score.log_loss:
+            rows.append(scored("encoding", hot.output, hot_h, cv_log_loss=hot.score.log_loss))
+        else:
+            rows.append(
+                scored("encoding", chosen_oof, chosen_h, cv_log_loss=chosen_folds.score.log_loss)
+            )
         [other_shape] = [s for s in TREE_SHAPES if s != shape]
         other_oof, other_h = grown(other_shape, config.seed)
         b = best_weight(y_oof, tree_oof, other_oof)
