@@ -35,7 +35,6 @@ from typing import Annotated, Any
 import numpy as np
 import pandas as pd
 import typer
-import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -1069,6 +1068,10 @@ def serve(
         # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
         shown = f"[{host}]" if ":" in host else host
         out.print(f"serving on http://{shown}:{port} (pages at /, API docs at /docs)")
+        # uvicorn (with its reloader's file watcher) is imported in the functions that serve: every
+        # other command, `--help` included, would pay for it at start.
+        import uvicorn
+
         with importlib.import_module("api.workers").worker_environment(workers):
             uvicorn.run(
                 "api.main:create_app",

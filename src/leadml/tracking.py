@@ -8,6 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,6 +78,22 @@ def _save_figure(figure: Figure, path: Path) -> Path:
     return path
 
 
+def _draw_holdout_figures(
+    folder: Path, y_true: np.ndarray, proba: np.ndarray
+) -> list[tuple[Path, str | None]]:
+    """The threshold table and chart (`write_threshold_artifacts`) and the four holdout curves,
+    written into `folder`: (file, MLflow artifact folder) pairs."""
+    written = write_threshold_artifacts(folder, y_true, proba)
+    for name, plot in (
+        ("roc.png", plot_roc),
+        ("precision_recall.png", plot_precision_recall),
+        ("calibration.png", plot_calibration),
+        ("cumulative_gains.png", plot_cumulative_gains),
+    ):
+        written.append((_save_figure(plot(y_true, proba), folder / name), "plots"))
+    return written
+
+
 def log_training(
     result: TrainResult,
     *,
@@ -121,24 +138,23 @@ def log_training(
             mlflow.log_dict(result.report(), "report.json")
             mlflow.log_dict(_leakage_dict(result), "leakage.json")
             mlflow.log_text(card, "model_card.md")
-            with tempfile.TemporaryDirectory() as scratch:
+            with (
+                tempfile.TemporaryDirectory() as scratch,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="figures") as drawing,
+            ):
                 folder = Path(scratch)
+                # Drawing the figures (matplotlib, about 2 s of CPU) goes on beside the MLflow
+                # writes below, which mostly wait for the disk; they are logged once drawn.
+                figures = drawing.submit(
+                    _draw_holdout_figures,
+                    folder / "figures",
+                    result.holdout_y,
+                    result.holdout_proba,
+                )
                 result.gains.to_csv(folder / "gains.csv", index=False)
                 mlflow.log_artifact(str(folder / "gains.csv"))
                 result.traits.to_csv(folder / "traits.csv", index=False)
                 mlflow.log_artifact(str(folder / "traits.csv"))
-                for path, artifact_dir in write_threshold_artifacts(
-                    folder, result.holdout_y, result.holdout_proba
-                ):
-                    mlflow.log_artifact(str(path), artifact_dir)
-                for name, plot in (
-                    ("roc.png", plot_roc),
-                    ("precision_recall.png", plot_precision_recall),
-                    ("calibration.png", plot_calibration),
-                    ("cumulative_gains.png", plot_cumulative_gains),
-                ):
-                    figure = plot(result.holdout_y, result.holdout_proba)
-                    mlflow.log_artifact(str(_save_figure(figure, folder / name)), "plots")
                 bundle_dir = folder / BUNDLE_ARTIFACT
                 write_trained_bundle(bundle_dir, result, name=model_name, run_id=run.info.run_id)
                 digest = written_digest(bundle_dir)
@@ -155,6 +171,8 @@ def log_training(
                         if k not in ("python", "leadml")
                     ],
                 )
+                for path, artifact_dir in figures.result():
+                    mlflow.log_artifact(str(path), artifact_dir)
         version = str(logged.registered_model_version)
         client = MlflowClient()
         client.set_model_version_tag(model_name, version, BUNDLE_DIGEST_TAG, digest)

@@ -854,8 +854,9 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         f" ({'time-ordered, expanding window' if split.by_time else 'stratified'},"
         f" {config.cv_folds} folds)"
     )
+    cv_preparer, cv_matrix = preparer, preparer.transform(cv_frame)
     folds = cross_validate_candidates(
-        preparer.transform(cv_frame),
+        cv_matrix,
         y_cv,
         preparer,
         config.candidates,
@@ -929,7 +930,10 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             schema = without_column(schema, column, decision.reason)
             preparer, chosen_folds = preparer_without, folds_without
 
-    X_learn = preparer.transform(learn_frame)
+    # When the CV looked at every lead learnt from with the preparer kept, its matrix is the one.
+    reuse = preparer is cv_preparer and cv_frame is learn_frame
+    X_learn = cv_matrix if reuse else preparer.transform(learn_frame)
+    del cv_matrix
     # On a million leads the frame of the leads learnt from is a few hundred MB: let it go before
     # LightGBM builds its own copy of the data (the CV sample is small above CV_MAX_ROWS).
     del learn_frame
