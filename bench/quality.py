@@ -5,6 +5,7 @@ Usage (the peers come from the `bench` extra: pip install -e '.[bench]'):
     python bench/quality.py                                   # everything: slow (FLAML 60 s each)
     python bench/quality.py --datasets xeducation demo --seeds 0 1 2 --peers lightgbm catboost
     python bench/quality.py --report                          # only rebuild the table and plot
+    python bench/quality.py --redo leadml                     # leadml again, the peers kept
 
 For each dataset and seed, leadml trains first; every peer then learns from exactly leadml's
 non-holdout rows and the columns leadml uses (its schema after the leakage guard and the time
@@ -370,10 +371,26 @@ def main() -> None:
     parser.add_argument("--peers", nargs="*", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--flaml-seconds", type=float, default=60.0)
     parser.add_argument("--fresh", action="store_true", help="forget earlier results")
+    parser.add_argument(
+        "--redo",
+        nargs="+",
+        default=[],
+        choices=["leadml", *PEERS],
+        help="forget these models' earlier rows on --datasets and --seeds (e.g. leadml after a"
+        " change to its default; the peers learn from its split and columns, not its model)",
+    )
     parser.add_argument("--report", action="store_true", help="only rebuild table and plot")
     args = parser.parse_args()
     if args.fresh and RESULTS.exists():
         RESULTS.unlink()
+    if args.redo and RESULTS.exists():
+        table = pd.read_csv(RESULTS)
+        forget = (
+            table.dataset.isin(args.datasets)
+            & table.seed.isin(args.seeds)
+            & table.model.isin(args.redo)
+        )
+        table[~forget].to_csv(RESULTS, index=False)
     if not args.report:
         run(args)
     report()
