@@ -86,7 +86,20 @@ def test_scoring_policy_and_the_api_do_not_load_matplotlib() -> None:
         "import sys, api.main, leadml.scoring, leadml.policy, leadml.registry\n"
         "assert 'matplotlib' not in sys.modules, sorted(m for m in sys.modules if 'matplotlib' in m)\n"
         "import leadml.plots\n"
+        "leadml.plots.plot_roc([0, 1], [0.2, 0.8])\n"
         "assert 'matplotlib' in sys.modules\n"  # the check above could fail
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_cli_starts_without_matplotlib_and_uvicorn() -> None:
+    """Every command, `--help` included, imports the CLI: what only drawing or serving needs
+    waits for the command that draws (train) or serves."""
+    code = (
+        "import sys, leadml.cli\n"
+        "loaded = sorted(m for m in ('matplotlib', 'uvicorn') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

@@ -4,16 +4,18 @@ MQL line's threshold chart, and conversion below the line.
 matplotlib is imported here and nowhere else, so the scorer, the policy book and every API
 worker start without it (about 170 modules). Each function returns a `matplotlib.figure.Figure`
 built without pyplot (no global state, no GUI backend); the caller decides where to save it.
+matplotlib is imported in the functions that draw (`_figure`, `_percent_formatter`), not when
+this module is: it takes about a second to import, which every CLI command, `--help` included,
+paid at start; `leadml train` draws its figures beside the MLflow logging, so it imports it there.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
 from sklearn.metrics import (
     average_precision_score,
     precision_recall_curve,
@@ -31,17 +33,34 @@ from leadml.evaluate import (
 from leadml.monitor import BelowLineEstimate
 from leadml.threshold import threshold_table
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
 _FIGSIZE = (6.4, 4.8)
 
 
+def _figure(figsize: tuple[float, float] = _FIGSIZE) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def _percent_formatter() -> PercentFormatter:
+    from matplotlib.ticker import PercentFormatter
+
+    return PercentFormatter(xmax=1.0, decimals=0)
+
+
 def _new_axes() -> tuple[Figure, Axes]:
-    figure = Figure(figsize=_FIGSIZE, layout="constrained")
+    figure = _figure()
     return figure, figure.add_subplot()
 
 
 def _percent_axes(axes: Axes) -> None:
-    axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.xaxis.set_major_formatter(_percent_formatter())
+    axes.yaxis.set_major_formatter(_percent_formatter())
     axes.set_xlim(0.0, 1.0)
     axes.set_ylim(0.0, 1.02)
     axes.grid(alpha=0.3)
@@ -168,7 +187,7 @@ def plot_threshold_chart(
         axes.axvline(cutoff, color="black", linestyle=":", label=f"{cutoff_label} ({cutoff:.3g})")
     axes.set_xlim(0.0, max(1e-6, float(x.max())))
     axes.set_ylim(0.0, 1.02)
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.yaxis.set_major_formatter(_percent_formatter())
     axes.grid(alpha=0.3)
     axes.set_xlabel("Probability cut-off (leads at or above it are MQLs)")
     axes.set_ylabel("Share")
@@ -182,11 +201,11 @@ def plot_trait_importance(
 ) -> Figure:
     """Each trait's share of the model's attention (`TrainResult.traits`), largest on top."""
     shown = traits.head(top).iloc[::-1]
-    figure = Figure(figsize=(_FIGSIZE[0], max(2.5, 0.35 * len(shown) + 1)), layout="constrained")
+    figure = _figure((_FIGSIZE[0], max(2.5, 0.35 * len(shown) + 1)))
     axes = figure.add_subplot()
     labels = shown["label"] if "label" in shown.columns else shown["field"]
     axes.barh(labels.astype(str), shown["share"], color="#1f6f8b")
-    axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.xaxis.set_major_formatter(_percent_formatter())
     axes.set_xlabel("Share of the model's attention (mean absolute effect on the log-odds)")
     axes.set_title(title)
     axes.grid(axis="x", alpha=0.3)
@@ -236,7 +255,7 @@ def plot_below_line(
         )
     top = max([b[1] for b in bars] + [estimate.high or 0.0, 0.01])
     axes.set_ylim(0.0, top * 1.3)
-    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    axes.yaxis.set_major_formatter(_percent_formatter())
     axes.set_ylabel("Conversion rate of the leads below the line")
     axes.grid(alpha=0.3, axis="y")
     axes.set_title(title)

@@ -12,11 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
-from matplotlib.figure import Figure
 from mlflow import MlflowClient
 
 from leadml.bundle import (
@@ -49,6 +48,9 @@ from leadml.registry import (
 from leadml.report import model_card
 from leadml.threshold import threshold_table
 from leadml.train import TrainResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 CHALLENGER = "challenger"
 CHAMPION = "champion"
