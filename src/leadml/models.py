@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
-from lightgbm import LGBMClassifier
+from lightgbm import Booster, LGBMClassifier
 from scipy import interpolate
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -148,13 +148,9 @@ def fit_head(
     """Fit a head on prepared features, telling LightGBM which columns are categories
     (`lightgbm_fit`: further `LGBMClassifier.fit` arguments, e.g. an eval set)."""
     if isinstance(head, LGBMClassifier):
-        return head.fit(
-            X,
-            y,
-            sample_weight=sample_weight,
-            categorical_feature=preparer.categorical_indices_ or "auto",
-            **lightgbm_fit,
-        )
+        # One-hot columns (`one_hot_matrix`) are plain numbers: then the caller says "auto".
+        lightgbm_fit.setdefault("categorical_feature", preparer.categorical_indices_ or "auto")
+        return head.fit(X, y, sample_weight=sample_weight, **lightgbm_fit)
     if sample_weight is None:
         return head.fit(X, y)
     return head.fit(X, y, classify__sample_weight=sample_weight)
@@ -210,3 +206,143 @@ def center_isotonic(calibrator: IsotonicRegression) -> IsotonicRegression:
         calibrator.X_thresholds_, calibrator.y_thresholds_, kind="linear", bounds_error=False
     )
     return calibrator
+
+
+# -- categories as one-hot columns, written back as native categorical splits ------------------
+#: A one-hot column's source: (prepared column, category code), code None for a column that is
+#: not a category (kept as it is) and MISSING_CODE for the "no value" indicator.
+OneHotLayout = list[tuple[int, int | None]]
+MISSING_CODE = -1
+#: LightGBM's decision_type of a categorical split: the category flag, missing values to the right.
+_CATEGORICAL_DECISION = 1 | (2 << 2)
+
+
+def one_hot_layout(preparer: LeadPreparer) -> OneHotLayout:
+    """Which prepared column and category code each one-hot column holds, in column order: a
+    category column becomes one 0/1 column per code the preparer gives (its categories, then
+    "other") and one for "no value"."""
+    categorical = set(preparer.categorical_indices_)
+    names = [str(name) for name in preparer.feature_names_out_]
+    layout: OneHotLayout = []
+    for column, name in enumerate(names):
+        if column not in categorical:
+            layout.append((column, None))
+            continue
+        codes = len(preparer.category_maps_[name]) + 1  # the known categories and "other"
+        layout.extend((column, code) for code in range(codes))
+        layout.append((column, MISSING_CODE))
+    return layout
+
+
+def one_hot_matrix(preparer: LeadPreparer, X: np.ndarray) -> np.ndarray:
+    """The prepared matrix with every category column spread out as `one_hot_layout` says."""
+    layout = one_hot_layout(preparer)
+    out = np.empty((X.shape[0], len(layout)), dtype=float)
+    for index, (column, code) in enumerate(layout):
+        values = X[:, column]
+        if code is None:
+            out[:, index] = values
+        elif code == MISSING_CODE:
+            out[:, index] = np.isnan(values)
+        else:
+            out[:, index] = values == code
+    return out
+
+
+def _zero_and_one_children(tree: dict[str, list[str]], node: int) -> tuple[str, str]:
+    """Where a 0 and a 1 go at a numerical split of a 0/1 column, as LightGBM decides."""
+    decision = int(tree["decision_type"][node])
+    threshold = float(tree["threshold"][node])
+    left, right = tree["left_child"][node], tree["right_child"][node]
+    zero_is_missing = (decision >> 2) & 3 == 1
+    default_left = bool(decision & 2)
+    if zero_is_missing:
+        zero = left if default_left else right
+    else:
+        zero = left if threshold >= 0.0 else right
+    one = left if threshold >= 1.0 else right
+    return zero, one
+
+
+def _bitset(codes: list[int]) -> list[int]:
+    words = [0] * (max(codes) // 32 + 1)
+    for code in codes:
+        words[code // 32] |= 1 << (code % 32)
+    return words
+
+
+def _native_tree(block: str, layout: OneHotLayout, codes_per_column: dict[int, int]) -> str:
+    """One tree of a model grown on one-hot columns, its splits rewritten onto the prepared
+    columns: "category k" as the category set {k} (children swapped: a 0 is every other code and
+    no value, which LightGBM sends right), "no value" as the set of every code (no value right)."""
+    lines = block.strip("\n").split("\n")
+    keys = [line.split("=", 1)[0] for line in lines]
+    tree = {key: line.split("=", 1)[1].split(" ") for key, line in zip(keys, lines, strict=True)}
+    boundaries, words = [0], []
+    if int(tree["num_leaves"][0]) > 1:
+        for node, feature in enumerate(tree["split_feature"]):
+            column, code = layout[int(feature)]
+            tree["split_feature"][node] = str(column)
+            if code is None:
+                continue
+            zero, one = _zero_and_one_children(tree, node)
+            if zero == one:
+                raise ValueError("a split of a one-hot column sends 0 and 1 the same way")
+            if code == MISSING_CODE:
+                codes, left, right = list(range(codes_per_column[column])), zero, one
+            else:
+                codes, left, right = [code], one, zero
+            tree["left_child"][node], tree["right_child"][node] = left, right
+            tree["decision_type"][node] = str(_CATEGORICAL_DECISION)
+            tree["threshold"][node] = str(len(boundaries) - 1)
+            words.extend(_bitset(codes))
+            boundaries.append(len(words))
+    tree["num_cat"] = [str(len(boundaries) - 1)]
+    out = []
+    for key in keys:
+        if key in ("cat_boundaries", "cat_threshold"):
+            continue
+        if key == "is_linear" and len(boundaries) > 1:
+            out.append("cat_boundaries=" + " ".join(map(str, boundaries)))
+            out.append("cat_threshold=" + " ".join(map(str, words)))
+        out.append(f"{key}=" + " ".join(tree[key]))
+    return "\n".join(out)
+
+
+def native_from_one_hot(
+    hot: LGBMClassifier, preparer: LeadPreparer, X: np.ndarray, y: np.ndarray
+) -> LGBMClassifier:
+    """The LightGBM model grown on `one_hot_matrix(preparer, X)`, as an LGBMClassifier on the
+    prepared columns themselves with the same margins: one ordinary booster with native
+    categorical splits, which the fast path, the compiled TreeSHAP, the reasons and every saved
+    format read as they read any leadml model. Checked on `X`; ValueError if it differs."""
+    layout = one_hot_layout(preparer)
+    codes_per_column = {
+        c: len(preparer.category_maps_[str(n)]) + 1 for c, n in _category_names(preparer)
+    }
+    # A one-tree model on the prepared columns gives the header (feature count, names, category
+    # infos) and a fitted LGBMClassifier to hold the rewritten booster.
+    rows = np.r_[np.flatnonzero(y == 1)[:2000], np.flatnonzero(y == 0)[:2000]]
+    shell = LGBMClassifier(**{**hot.get_params(), "n_estimators": 1})
+    shell.fit(X[rows], y[rows], categorical_feature=preparer.categorical_indices_ or "auto")
+    header = shell.booster_.model_to_string()
+    header = header[: header.index("Tree=0")]
+    header = "".join(line for line in header.splitlines(True) if not line.startswith("tree_sizes="))
+    grown = hot.booster_.model_to_string()
+    trees = grown[grown.index("Tree=0") : grown.index("end of trees")]
+    blocks = ["Tree=" + block for block in trees.split("Tree=")[1:]]
+    native_trees = "\n\n".join(_native_tree(b, layout, codes_per_column) for b in blocks)
+    tail = shell.booster_.model_to_string()
+    tail = tail[tail.index("end of trees") :]
+    shell._Booster = Booster(model_str=header + native_trees + "\n\n\n" + tail)
+    shell.set_params(n_estimators=hot.booster_.num_trees())
+    margin = shell.booster_.predict(X, raw_score=True)
+    expected = hot.booster_.predict(one_hot_matrix(preparer, X), raw_score=True)
+    if not np.allclose(margin, expected, rtol=0.0, atol=1e-9):
+        raise ValueError("the rewritten LightGBM model does not give the one-hot model's margins")
+    return shell
+
+
+def _category_names(preparer: LeadPreparer) -> list[tuple[int, str]]:
+    names = preparer.feature_names_out_
+    return [(column, str(names[column])) for column in preparer.categorical_indices_]

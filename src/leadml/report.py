@@ -38,6 +38,11 @@ def model_card(result: TrainResult, model_name: str) -> str:
             for score in result.selection
             if score.name == result.model_kind and score.tree_shape_reason
         ),
+        *(
+            f"- Categories: {score.category_encoding_reason}"
+            for score in result.selection
+            if score.name == result.model_kind and score.category_encoding_reason
+        ),
         f"- Calibration: {result.calibration_method}, {_calibrated_on(result.split_sizes)}",
         *(
             [f"- Time features: {result.time_features.reason}"]

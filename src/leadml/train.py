@@ -52,6 +52,8 @@ from leadml.models import (
     fit_head,
     head_output,
     make_head,
+    native_from_one_hot,
+    one_hot_matrix,
 )
 from leadml.schema import (
     DATE_ORDERS,
@@ -76,6 +78,10 @@ PREFER_SIMPLE_WITHIN = 0.005
 #: model is still fitted on all of them. 50,000 leads give a CV PR AUC to within about +-0.005 and
 #: 40,000 out-of-fold predictions to calibrate on; cross-validating 800,000 would take minutes.
 CV_MAX_ROWS = 50_000
+#: One-hot categories (`category_encoding_decision`) are tried only up to this many
+#: cross-validated leads: their cross-validation costs about a quarter of a training (10 s of CPU
+#: on 50,000 demo leads, where it lost), and `train_model` has 30 s for 50,000 leads.
+ONE_HOT_MAX_ROWS = 20_000
 #: LightGBM folds stop growing trees once out-of-fold log loss has not improved for this many.
 EARLY_STOPPING_ROUNDS = 50
 #: A questioned feature (the time column's parts, a many-valued text column) stays only if it
@@ -146,6 +152,9 @@ class CandidateScore:
     #: LightGBM: the tree shape (`TREE_SHAPES`) with the lowest out-of-fold log loss, and why.
     tree_shape: str | None = None
     tree_shape_reason: str | None = None
+    #: LightGBM: categories as native splits or one-hot columns (`category_encoding_decision`).
+    category_encoding: str | None = None
+    category_encoding_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -347,8 +356,10 @@ def _lightgbm_fit_fold(
     seed: int,
     sample_weight: np.ndarray | None,
     shape: str,
+    one_hot: bool = False,
 ) -> Callable[[tuple[np.ndarray, np.ndarray]], tuple[Any, np.ndarray, float]]:
-    """Fits one LightGBM fold with early stopping on its test rows: (model, loss curve, weight)."""
+    """Fits one LightGBM fold with early stopping on its test rows: (model, loss curve, weight).
+    With `one_hot`, X holds `one_hot_matrix` columns: plain numbers to LightGBM."""
 
     def fit_fold(pair: tuple[np.ndarray, np.ndarray]) -> tuple[Any, np.ndarray, float]:
         train_rows, test_rows = pair
@@ -362,6 +373,7 @@ def _lightgbm_fit_fold(
             eval_y=(y[test_rows],),
             eval_sample_weight=None if sample_weight is None else [sample_weight[test_rows]],
             callbacks=[early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+            **({"categorical_feature": "auto"} if one_hot else {}),
         )
         curve = np.asarray(head.evals_result_["valid_0"]["binary_logloss"], dtype=float)
         weight = len(test_rows) if sample_weight is None else sample_weight[test_rows].sum()
@@ -448,6 +460,35 @@ def choose_tree_shape(by_shape: Sequence[CandidateFolds]) -> CandidateFolds:
     return best
 
 
+#: How LightGBM sees a text column's categories: its own categorical splits (a split sends a set
+#: of categories each way) or one 0/1 column per category (a split takes one category out).
+NATIVE_CATEGORIES = "native categorical splits"
+ONE_HOT_CATEGORIES = "one-hot columns"
+
+
+def category_encoding_decision(
+    native: CandidateFolds, one_hot: CandidateFolds
+) -> tuple[CandidateFolds, str]:
+    """The encoding with the lower out-of-fold log loss (same folds, same leads, same tree
+    shape), as the tree shape is chosen; native categories when equal. Measured on every
+    benchmark export: one-hot columns fit X Education's many small text columns better, native
+    splits the demo data's (bench/README.md, "Blends and bags")."""
+    one_hot_wins = one_hot.score.log_loss < native.score.log_loss
+    best, other = (one_hot, native) if one_hot_wins else (native, one_hot)
+    reason = (
+        f"categories as {best.score.category_encoding}: out-of-fold log loss"
+        f" {best.score.log_loss:.4f} with {best.n_estimators} trees"
+        f" (as {other.score.category_encoding}: {other.score.log_loss:.4f},"
+        f" {other.n_estimators} trees)"
+    )
+    best.score = replace(
+        best.score,
+        category_encoding_reason=reason,
+        fit_seconds=native.score.fit_seconds + one_hot.score.fit_seconds,
+    )
+    return best, reason
+
+
 def cross_validate_candidates(
     X: np.ndarray,
     y: np.ndarray,
@@ -459,15 +500,18 @@ def cross_validate_candidates(
     time_order: np.ndarray | None = None,
     sample_weight: np.ndarray | None = None,
     tree_shapes: Sequence[str] = tuple(TREE_SHAPES),
+    one_hot: bool = False,
 ) -> list[CandidateFolds]:
     """Out-of-fold ROC AUC, PR AUC and log loss for each candidate (weighted when given), and
     its out-of-fold outputs. LightGBM is cross-validated in each of `tree_shapes` and the one
-    with the lowest out-of-fold log loss is kept (`choose_tree_shape`).
+    with the lowest out-of-fold log loss is kept (`choose_tree_shape`); with `one_hot`, on the
+    categories as one-hot columns (`models.one_hot_matrix`) instead of native splits.
 
     `time_order` (positions into X, oldest first) makes the folds time-ordered (`cv_folds`).
     """
     w = sample_weight
     pairs = cv_folds(y, folds, seed, time_order)
+    X_trees = one_hot_matrix(preparer, X) if one_hot and "lightgbm" in candidates else X
 
     def fold_fitter(name: CandidateName) -> Callable[[tuple[np.ndarray, np.ndarray]], Any]:
         def fit(pair: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -491,7 +535,7 @@ def cross_validate_candidates(
         for name in sorted(candidates, key=lambda name: name != "lightgbm"):
             if name == "lightgbm":
                 for shape in tree_shapes:
-                    fit_lightgbm = _lightgbm_fit_fold(X, y, preparer, seed, w, shape)
+                    fit_lightgbm = _lightgbm_fit_fold(X_trees, y, preparer, seed, w, shape, one_hot)
                     jobs.append(_FoldJob(name, shape, _submit_folds(pool, fit_lightgbm, pairs)))
             else:
                 jobs.append(_FoldJob(name, None, _submit_folds(pool, fold_fitter(name), pairs)))
@@ -501,11 +545,14 @@ def cross_validate_candidates(
                 by_shape = []
                 for job in (job for job in jobs if job.name == name):
                     fitted, seconds = job.results()
-                    outputs, n_trees = _lightgbm_outputs(X, fitted, pairs)
+                    outputs, n_trees = _lightgbm_outputs(X_trees, fitted, pairs)
                     by_shape.append(
                         _scored_folds(name, outputs, pairs, y, w, seconds, n_trees, job.shape)
                     )
-                results.append(choose_tree_shape(by_shape))
+                shaped = choose_tree_shape(by_shape)
+                encoding = ONE_HOT_CATEGORIES if one_hot else NATIVE_CATEGORIES
+                shaped.score = replace(shaped.score, category_encoding=encoding)
+                results.append(shaped)
                 continue
             [job] = (job for job in jobs if job.name == name)
             outputs, seconds = job.results()
@@ -930,6 +977,47 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             schema = without_column(schema, column, decision.reason)
             preparer, chosen_folds = preparer_without, folds_without
 
+    one_hot = False
+    if chosen == "lightgbm" and preparer.categorical_indices_ and len(y_cv) > ONE_HOT_MAX_ROWS:
+        encoding_reason = (
+            f"categories as {NATIVE_CATEGORIES}: one-hot columns are tried only up to"
+            f" {ONE_HOT_MAX_ROWS:,} cross-validated leads (the training-time budget)"
+        )
+        progress(encoding_reason)
+        scores = [
+            replace(score, category_encoding_reason=encoding_reason)
+            if score.name == "lightgbm"
+            else score
+            for score in scores
+        ]
+    elif chosen == "lightgbm" and preparer.categorical_indices_:
+        [one_hot_folds] = cross_validate_candidates(
+            cv_matrix if preparer is cv_preparer else preparer.transform(cv_frame),
+            y_cv,
+            preparer,
+            ("lightgbm",),
+            folds=config.cv_folds,
+            seed=config.seed,
+            time_order=time_order,
+            sample_weight=w_cv,
+            tree_shapes=(chosen_shape,),
+            one_hot=True,
+        )
+        chosen_folds, encoding_reason = category_encoding_decision(chosen_folds, one_hot_folds)
+        one_hot = chosen_folds is one_hot_folds
+        progress(encoding_reason)
+        # The report's CV row of LightGBM says how its categories were seen and why.
+        scores = [
+            replace(
+                score,
+                category_encoding=chosen_folds.score.category_encoding,
+                category_encoding_reason=encoding_reason,
+            )
+            if score.name == "lightgbm"
+            else score
+            for score in scores
+        ]
+
     # When the CV looked at every lead learnt from with the preparer kept, its matrix is the one.
     reuse = preparer is cv_preparer and cv_frame is learn_frame
     X_learn = cv_matrix if reuse else preparer.transform(learn_frame)
@@ -947,11 +1035,16 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             n_estimators=chosen_folds.n_estimators or MAX_TREES,
             shape=chosen_shape,
         ),
-        X_learn,
+        one_hot_matrix(preparer, X_learn) if one_hot else X_learn,
         y_learn,
         preparer,
         sample_weight=w_learn,
+        **({"categorical_feature": "auto"} if one_hot else {}),
     )
+    if one_hot:
+        # Written back onto the prepared columns: one booster with native categorical splits
+        # and the same margins, so scoring, reasons and every saved format stay as they are.
+        head = native_from_one_hot(head, preparer, X_learn, y_learn)
     method = calibration_method(y_tested)
     calibrator = fit_calibrator(chosen_folds.output, y_tested, method, w_tested)
     pipeline = Pipeline(
