@@ -98,6 +98,10 @@ HIGH_CARDINALITY_VALUES = 50
 N_REFERENCE_QUANTILES = 1001
 
 Progress = Callable[[str], None]
+#: How the progress message that starts the cross-validation begins: from there on the main thread
+#: mostly waits for LightGBM, so a caller may start its own Python work beside (the CLI opens the
+#: MLflow store then; beside the schema and the leakage guard it took the GIL from them).
+CROSS_VALIDATING = "cross-validating on"
 
 
 @dataclass(frozen=True)
@@ -898,7 +902,7 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
         else f"{len(cv_rows):,} leads"
     )
     progress(
-        f"cross-validating on {sampled}"
+        f"{CROSS_VALIDATING} {sampled}"
         f" ({'time-ordered, expanding window' if split.by_time else 'stratified'},"
         f" {config.cv_folds} folds)"
     )
