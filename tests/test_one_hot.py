@@ -10,7 +10,7 @@ import pytest
 from test_train import leads_whose_outcome_is
 
 from conftest import demo_config
-from leadml import demo
+from leadml import demo, train
 from leadml.bundle import write_trained_bundle
 from leadml.data import target_vector
 from leadml.explain import Explainer
@@ -134,3 +134,16 @@ def test_one_hot_reasons_are_exact_and_the_fast_path_and_bundle_agree(
         pipeline.predict_proba(probes)[:, 1],
         atol=1e-12,
     )
+
+
+def test_above_the_row_budget_one_hot_columns_are_not_tried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The extra cross-validation is skipped on large exports, and the report says so."""
+    monkeypatch.setattr(train, "ONE_HOT_MAX_ROWS", 1000)
+    leads = leads_whose_outcome_is(one_value_of_each_text_column, seed=5)
+    result = train_model(leads, demo_config(candidates=("lightgbm",)))
+    [score] = result.selection
+    assert score.category_encoding == NATIVE_CATEGORIES
+    assert "tried only up to 1,000 cross-validated leads" in str(score.category_encoding_reason)
+    assert "Categories: categories as native categorical splits" in model_card(result, "big")
