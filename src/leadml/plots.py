@@ -6,7 +6,7 @@ worker start without it (about 170 modules). Each function returns a `matplotlib
 built without pyplot (no global state, no GUI backend); the caller decides where to save it.
 matplotlib is imported in the functions that draw (`_figure`, `_percent_formatter`), not when
 this module is: it takes about a second to import, which every CLI command, `--help` included,
-paid at start; `leadml train` draws its figures beside the MLflow logging, so it imports it there.
+paid at start; `leadml train` imports it when it logs its figures.
 """
 
 from __future__ import annotations

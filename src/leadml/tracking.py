@@ -8,7 +8,6 @@ from __future__ import annotations
 import getpass
 import json
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,23 +139,16 @@ def log_training(
             mlflow.log_dict(result.report(), "report.json")
             mlflow.log_dict(_leakage_dict(result), "leakage.json")
             mlflow.log_text(card, "model_card.md")
-            with (
-                tempfile.TemporaryDirectory() as scratch,
-                ThreadPoolExecutor(max_workers=1, thread_name_prefix="figures") as drawing,
-            ):
+            with tempfile.TemporaryDirectory() as scratch:
                 folder = Path(scratch)
-                # Drawing the figures (matplotlib, about 2 s of CPU) goes on beside the MLflow
-                # writes below, which mostly wait for the disk; they are logged once drawn.
-                figures = drawing.submit(
-                    _draw_holdout_figures,
-                    folder / "figures",
-                    result.holdout_y,
-                    result.holdout_proba,
-                )
                 result.gains.to_csv(folder / "gains.csv", index=False)
                 mlflow.log_artifact(str(folder / "gains.csv"))
                 result.traits.to_csv(folder / "traits.csv", index=False)
                 mlflow.log_artifact(str(folder / "traits.csv"))
+                for path, artifact_dir in _draw_holdout_figures(
+                    folder, result.holdout_y, result.holdout_proba
+                ):
+                    mlflow.log_artifact(str(path), artifact_dir)
                 bundle_dir = folder / BUNDLE_ARTIFACT
                 write_trained_bundle(bundle_dir, result, name=model_name, run_id=run.info.run_id)
                 digest = written_digest(bundle_dir)
@@ -173,8 +165,6 @@ def log_training(
                         if k not in ("python", "leadml")
                     ],
                 )
-                for path, artifact_dir in figures.result():
-                    mlflow.log_artifact(str(path), artifact_dir)
         version = str(logged.registered_model_version)
         client = MlflowClient()
         client.set_model_version_tag(model_name, version, BUNDLE_DIGEST_TAG, digest)
