@@ -73,8 +73,10 @@
         // Against the 0.25 of a significant shift, so a small PSI looks small.
         range: [0, Math.max(0.3, ...drift.map((d) => d.psi * 1.1))] },
       showlegend: false, height: Math.max(220, 28 * drift.length + 60) });
+    // A figure with too few leads behind it is reported, not judged: no green badge for it.
     $("findings").replaceChildren(...(report.findings || []).map((f) =>
-      el("li", {}, verdictBadge(f.verdict), " ", f.reason, f.judged ? "" : el("span", { class: "hint" }, " (not judged yet)"))));
+      el("li", {}, f.judged ? verdictBadge(f.verdict)
+        : el("span", { class: "verdict-badge verdict-unjudged" }, "Not judged yet"), " ", f.reason)));
   }
 
   function drawGrades(group) {

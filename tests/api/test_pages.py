@@ -862,5 +862,7 @@ def test_monitoring_page_shows_the_verdict_and_says_no_outcomes_are_recorded(
     assert page.inner_text("#verdict-reason") == report["reason"]
     assert "unobserved" in page.inner_text("#groups tbody")
     assert len(report["findings"]) == page.locator("#findings li").count()
+    unjudged = sum(not f["judged"] for f in report["findings"])
+    assert unjudged > 0 and page.locator("#findings .verdict-unjudged").count() == unjudged
     tab.assert_no_script_errors()
     phone.assert_no_script_errors()
