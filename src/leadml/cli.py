@@ -1074,41 +1074,40 @@ def serve(
     # Its access check and a look for the model run here first, so a wrong setting is one line.
     # Then the address, the app database and the model: what a worker would fail on at start.
     importlib.import_module("api.main").check_serving(settings, host)
-    listening = _listen_socket(host, port)
-    with listening:
-        missing_database = _check_app_database(settings.database_url)
-        _check_model_source(settings)
-        if missing_database is not None and not new_database:
-            raise SettingsError(
-                f"there is no app database at {missing_database}; correct LEADML_DATABASE_URL,"
-                " or pass --new-database to start on a new, empty one"
-            )
-        if missing_database is not None:
-            _open_app_database(settings.database_url).close()
-        # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
-        shown = f"[{host}]" if ":" in host else host
-        out.print(f"serving on http://{shown}:{port} (pages at /, API docs at /docs)")
-        # uvicorn (with its reloader's file watcher) is imported in the functions that serve: every
-        # other command, `--help` included, would pay for it at start.
-        import uvicorn
+    _check_listen_address(host, port)
+    missing_database = _check_app_database(settings.database_url)
+    _check_model_source(settings)
+    if missing_database is not None and not new_database:
+        raise SettingsError(
+            f"there is no app database at {missing_database}; correct LEADML_DATABASE_URL,"
+            " or pass --new-database to start on a new, empty one"
+        )
+    if missing_database is not None:
+        _open_app_database(settings.database_url).close()
+    # Several workers share a folder: reloads and policy changes reach all, /metrics counts all.
+    shown = f"[{host}]" if ":" in host else host
+    out.print(f"serving on http://{shown}:{port} (pages at /, API docs at /docs)")
+    # uvicorn (with its reloader's file watcher) is imported in the functions that serve: every
+    # other command, `--help` included, would pay for it at start.
+    import uvicorn
 
-        with importlib.import_module("api.workers").worker_environment(workers):
-            uvicorn.run(
-                "api.main:create_app",
-                factory=True,
-                # The socket bound above, not the address again: nothing can take the port between
-                # the check and the server, and the workers share it.
-                fd=listening.fileno(),
-                workers=workers,
-                # A worker importing the ML libraries and checking its model on a busy machine
-                # answers uvicorn's health ping late; the default 5 s restarts it in a loop.
-                timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
-            )
+    with importlib.import_module("api.workers").worker_environment(workers):
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            # Not the socket bound by the check (uvicorn's `fd` takes any socket for a Unix one:
+            # asyncio then leaves Nagle's algorithm on and every keep-alive answer waits ~40 ms).
+            host=host,
+            port=port,
+            workers=workers,
+            # A worker importing the ML libraries and checking its model on a busy machine
+            # answers uvicorn's health ping late; the default 5 s restarts it in a loop.
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        )
 
 
-def _listen_socket(host: str, port: int) -> socket.socket:
-    """A socket bound to the address, which the server then listens on; a host that does not
-    resolve or a port in use is one line."""
+def _check_listen_address(host: str, port: int) -> None:
+    """The host resolves and the port is free (bound once and let go, as uvicorn will bind it)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
     except (socket.gaierror, UnicodeError) as error:
@@ -1117,18 +1116,15 @@ def _listen_socket(host: str, port: int) -> socket.socket:
             f"--host {host!r} is not an address this machine can listen on ({reason});"
             " use e.g. 127.0.0.1, 0.0.0.0 or this machine's name"
         ) from None
-    listening = socket.socket(family, kind, proto)
-    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        listening.bind(address)
-    except OSError as error:
-        listening.close()
-        raise DataError(
-            f"cannot listen on {host}:{port}: {error.strerror or error};"
-            " stop what uses that port or choose another --port"
-        ) from None
-    listening.set_inheritable(True)
-    return listening
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise DataError(
+                f"cannot listen on {host}:{port}: {error.strerror or error};"
+                " stop what uses that port or choose another --port"
+            ) from None
 
 
 def _check_app_database(database_url: str) -> Path | None:
