@@ -206,20 +206,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.fresh and RESULTS.exists():
         RESULTS.unlink()
-    done = set()
-    if RESULTS.exists():
-        table = pd.read_csv(RESULTS)
-        done = set(zip(table.export, table.seed, strict=True))
-    for export in args.datasets:
-        frame, base = quality.DATASETS[export]()
-        for seed in args.seeds:
-            if (export, seed) in done:
-                continue
-            config = TrainConfig(**{**vars(base), "seed": seed})  # type: ignore[arg-type]
-            rows = [{"export": export, "seed": seed, **row} for row in run_one(frame, config)]
-            pd.DataFrame(rows).to_csv(RESULTS, mode="a", header=not RESULTS.exists(), index=False)
-            for row in rows:
-                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
+    jobs = [(e, quality.DATASETS[e], args.seeds) for e in args.datasets]
+    quality.run_per_seed(RESULTS, jobs, run_one)
     summary()
 
 

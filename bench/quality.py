@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,30 @@ def _append(row: dict[str, Any]) -> None:
     pd.DataFrame([row]).to_csv(RESULTS, mode="a", header=not RESULTS.exists(), index=False)
     shown = {k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
     print(shown, flush=True)
+
+
+def run_per_seed(
+    results: Path,
+    jobs: Iterable[tuple[str, Callable[[], tuple[pd.DataFrame, TrainConfig]], Sequence[int]]],
+    run_one: Callable[[pd.DataFrame, TrainConfig], list[dict[str, Any]]],
+) -> None:
+    """For each (export, its loader, seeds) and each seed not in `results` yet: the rows of
+    `run_one(frame, config with that seed)`, appended to `results` one export-seed at a time (so
+    an interrupted run resumes) and printed. The measuring scripts beside this one share it."""
+    done: set[tuple[str, int]] = set()
+    if results.exists():
+        table = pd.read_csv(results)
+        done = set(zip(table.export, table.seed, strict=True))
+    for export, load, seeds in jobs:
+        frame, base = load()
+        for seed in seeds:
+            if (export, seed) in done:
+                continue
+            config = TrainConfig(**{**vars(base), "seed": seed})  # type: ignore[arg-type]
+            rows = [{"export": export, "seed": seed, **row} for row in run_one(frame, config)]
+            pd.DataFrame(rows).to_csv(results, mode="a", header=not results.exists(), index=False)
+            for row in rows:
+                print({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()})
 
 
 def run(args: argparse.Namespace) -> None:
