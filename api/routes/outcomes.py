@@ -15,6 +15,7 @@ import anyio.to_thread
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from api.deps import SalesRole, SettingsDep
 from api.schemas import AUTH_RESPONSES, Problem, ValidationProblem
@@ -49,7 +50,14 @@ class OutcomeEvent(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _utc(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        try:
+            return value.astimezone(UTC)
+        except (OverflowError, ValueError):  # 0001-01-01T00:00+00:01 is before year 1 in UTC
+            raise PydanticCustomError(
+                "datetime_range", "Input is not a representable time in UTC"
+            ) from None
 
 
 class OutcomeBatch(BaseModel):

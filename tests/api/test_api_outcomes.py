@@ -91,6 +91,9 @@ def test_a_retried_batch_is_counted_once_and_unseen_leads_are_kept(client: TestC
          ["body", "events", 0, "event"], "Input should be"),
         ({"lead_id": "X", "event": "won", "occurred_at": "yesterday"},
          ["body", "events", 0, "occurred_at"], "datetime"),
+        # Found by the fuzzer: a moment before year 1 once in UTC was a 500.
+        ({"lead_id": "X", "event": "won", "occurred_at": "0001-01-01T00:00:00+00:01"},
+         ["body", "events", 0, "occurred_at"], "not a representable time"),
         ({"lead_id": "X", "event": "won", "occurred_at": "2026-01-01T00:00:00Z",
           "deal_value": -1}, ["body", "events", 0, "deal_value"], "greater than or equal"),
     ],
