@@ -983,33 +983,27 @@ def _train_model(frame: pd.DataFrame, config: TrainConfig, progress: Progress) -
             preparer, chosen_folds = preparer_without, folds_without
 
     one_hot = False
-    if chosen == "lightgbm" and preparer.categorical_indices_ and len(y_cv) > ONE_HOT_MAX_ROWS:
-        encoding_reason = (
-            f"categories as {NATIVE_CATEGORIES}: one-hot columns are tried only up to"
-            f" {ONE_HOT_MAX_ROWS:,} cross-validated leads (the training-time budget)"
-        )
-        progress(encoding_reason)
-        scores = [
-            replace(score, category_encoding_reason=encoding_reason)
-            if score.name == "lightgbm"
-            else score
-            for score in scores
-        ]
-    elif chosen == "lightgbm" and preparer.categorical_indices_:
-        [one_hot_folds] = cross_validate_candidates(
-            cv_matrix if preparer is cv_preparer else preparer.transform(cv_frame),
-            y_cv,
-            preparer,
-            ("lightgbm",),
-            folds=config.cv_folds,
-            seed=config.seed,
-            time_order=time_order,
-            sample_weight=w_cv,
-            tree_shapes=(chosen_shape,),
-            one_hot=True,
-        )
-        chosen_folds, encoding_reason = category_encoding_decision(chosen_folds, one_hot_folds)
-        one_hot = chosen_folds is one_hot_folds
+    if chosen == "lightgbm" and preparer.categorical_indices_:
+        if len(y_cv) > ONE_HOT_MAX_ROWS:
+            encoding_reason = (
+                f"categories as {NATIVE_CATEGORIES}: one-hot columns are tried only up to"
+                f" {ONE_HOT_MAX_ROWS:,} cross-validated leads (the training-time budget)"
+            )
+        else:
+            [one_hot_folds] = cross_validate_candidates(
+                cv_matrix if preparer is cv_preparer else preparer.transform(cv_frame),
+                y_cv,
+                preparer,
+                ("lightgbm",),
+                folds=config.cv_folds,
+                seed=config.seed,
+                time_order=time_order,
+                sample_weight=w_cv,
+                tree_shapes=(chosen_shape,),
+                one_hot=True,
+            )
+            chosen_folds, encoding_reason = category_encoding_decision(chosen_folds, one_hot_folds)
+            one_hot = chosen_folds is one_hot_folds
         progress(encoding_reason)
         # The report's CV row of LightGBM says how its categories were seen and why.
         scores = [
