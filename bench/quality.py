@@ -21,7 +21,14 @@ Peers:
   hgb_isotonic  the same in CalibratedClassifierCV(method="isotonic", cv=5)
   logistic      one-hot categories, median-imputed standardised numbers, LogisticRegression()
   catboost      CatBoostClassifier() with default parameters, categories as cat_features
+  catboost_isotonic  the same in CalibratedClassifierCV(method="isotonic", cv=5)
   flaml         FLAML AutoML, 60 s budget (`--flaml-seconds`), ROC AUC metric
+  flaml_isotonic     the same 60 s FLAML search; the configuration it chose (learner and
+                hyperparameters) then refit in CalibratedClassifierCV(method="isotonic", cv=5),
+                as hgb_isotonic. The search itself is not repeated inside the folds.
+
+Every row's ECE is leadml.evaluate.holdout_metrics' (`expected_calibration_error`: 10
+equal-frequency bins of the holdout's probabilities), the same function for leadml and peers.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -61,7 +69,16 @@ X_EDUCATION = next(
     ),
     HERE.parents[1] / ".." / "shared" / "data" / "x_education_leads.csv",
 )
-PEERS = ("lightgbm", "hgb", "hgb_isotonic", "logistic", "catboost", "flaml")
+PEERS = (
+    "lightgbm",
+    "hgb",
+    "hgb_isotonic",
+    "logistic",
+    "catboost",
+    "catboost_isotonic",
+    "flaml",
+    "flaml_isotonic",
+)
 METRICS = ("roc_auc", "pr_auc", "brier", "log_loss", "ece", "lift_top_decile", "top30_share")
 DEMO_ROWS = 20_000
 
@@ -73,8 +90,10 @@ def x_education() -> tuple[pd.DataFrame, TrainConfig]:
 
 def demo_export(*variants: str) -> Callable[[], tuple[pd.DataFrame, TrainConfig]]:
     def load() -> tuple[pd.DataFrame, TrainConfig]:
-        frame = demo.generate_leads(
-            DEMO_ROWS, seed=7, **({"variants": variants} if variants else {})
+        frame = (
+            demo.generate_leads(DEMO_ROWS, seed=7, variants=variants)
+            if variants
+            else demo.generate_leads(DEMO_ROWS, seed=7)
         )
         return frame, TrainConfig(
             target=demo.TARGET, id_column=demo.ID_COLUMN, time_column=demo.TIME_COLUMN
@@ -106,7 +125,8 @@ def scores(y: np.ndarray, proba: np.ndarray) -> dict[str, float]:
     return {k: metrics[k] for k in METRICS}
 
 
-# -- peers: each takes (X_learn, y_learn, X_holdout, categorical indices, seed) -> P(converted)
+# -- peers: each takes (X_learn, y_learn, X_holdout, categorical indices, seed, args) and gives
+# P(converted) on the holdout, or (P(converted), a detail for the results' detail column)
 Peer = Callable[[np.ndarray, np.ndarray, np.ndarray, list[int], int, argparse.Namespace], Any]
 
 
@@ -115,7 +135,7 @@ def _lightgbm(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed
 
     model = LGBMClassifier(verbose=-1, random_state=seed, n_jobs=1)
     model.fit(X, y, categorical_feature=cats or "auto")
-    return model.predict_proba(H)[:, 1]
+    return np.asarray(model.predict_proba(H))[:, 1]
 
 
 def _hgb_model(X: np.ndarray, cats: list[int], seed: int) -> HistGradientBoostingClassifier:
@@ -160,28 +180,58 @@ def _as_frame(X: np.ndarray, cats: list[int]) -> pd.DataFrame:
     return frame
 
 
-def _catboost(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
-    from catboost import CatBoostClassifier
+class CatBoostDefault(ClassifierMixin, BaseEstimator):
+    """CatBoostClassifier() with default parameters on one thread, as a scikit-learn classifier
+    that CalibratedClassifierCV can clone (CatBoost's own cat_features parameter does not
+    survive sklearn's clone)."""
 
-    model = CatBoostClassifier(
-        verbose=0, random_seed=seed, thread_count=1, allow_writing_files=False
-    )
-    model.fit(_as_frame(X, cats), y, cat_features=[f"f{c}" for c in cats])
+    def __init__(self, cat_features: tuple[str, ...] = (), seed: int = 0) -> None:
+        self.cat_features = cat_features
+        self.seed = seed
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> CatBoostDefault:
+        from catboost import CatBoostClassifier
+
+        self.model_ = CatBoostClassifier(
+            verbose=0, random_seed=self.seed, thread_count=1, allow_writing_files=False
+        )
+        self.model_.fit(X, y, cat_features=list(self.cat_features))
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(X))
+
+
+def _catboost_model(cats: list[int], seed: int) -> CatBoostDefault:
+    return CatBoostDefault(tuple(f"f{c}" for c in cats), seed)
+
+
+def _catboost(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any):
+    model = _catboost_model(cats, seed).fit(_as_frame(X, cats), y)
     return model.predict_proba(_as_frame(H, cats))[:, 1]
 
 
-def _flaml(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, args: Any):
-    from flaml import AutoML
+def _catboost_isotonic(
+    X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, _: Any
+):
+    model = CalibratedClassifierCV(_catboost_model(cats, seed), method="isotonic", cv=5)
+    return model.fit(_as_frame(X, cats), y).predict_proba(_as_frame(H, cats))[:, 1]
 
-    def frame(matrix: np.ndarray) -> pd.DataFrame:
-        out = _as_frame(matrix, cats)
-        for c in cats:
-            out[f"f{c}"] = out[f"f{c}"].astype("category")
-        return out
+
+def _flaml_frame(matrix: np.ndarray, cats: list[int]) -> pd.DataFrame:
+    out = _as_frame(matrix, cats)
+    for c in cats:
+        out[f"f{c}"] = out[f"f{c}"].astype("category")
+    return out
+
+
+def _flaml_search(X: np.ndarray, y: np.ndarray, cats: list[int], seed: int, args: Any) -> Any:
+    from flaml import AutoML
 
     automl = AutoML()
     automl.fit(
-        frame(X),
+        _flaml_frame(X, cats),
         y,
         task="classification",
         metric="roc_auc",
@@ -190,7 +240,45 @@ def _flaml(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: i
         n_jobs=1,
         verbose=0,
     )
-    return automl.predict_proba(frame(H))[:, 1]
+    return automl
+
+
+def _flaml(X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, args: Any):
+    automl = _flaml_search(X, y, cats, seed, args)
+    return automl.predict_proba(_flaml_frame(H, cats))[:, 1]
+
+
+class FlamlChoice(ClassifierMixin, BaseEstimator):
+    """FLAML's chosen learner with its chosen hyperparameters, as a plain scikit-learn classifier
+    (what CalibratedClassifierCV clones and refits in each fold), on FLAML-preprocessed rows."""
+
+    def __init__(self, learner: Any = None, config: dict[str, Any] | None = None) -> None:
+        self.learner = learner
+        self.config = config
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> FlamlChoice:
+        self.model_ = self.learner(task="binary", n_jobs=1, **(self.config or {}))
+        self.model_.fit(X, y)
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(X))
+
+
+def _flaml_isotonic(
+    X: np.ndarray, y: np.ndarray, H: np.ndarray, cats: list[int], seed: int, args: Any
+):
+    automl = _flaml_search(X, y, cats, seed, args)
+    choice = FlamlChoice(type(automl.model), automl.best_config)
+    model = CalibratedClassifierCV(choice, method="isotonic", cv=5)
+    model.fit(automl.preprocess(_flaml_frame(X, cats)), y)
+    proba = model.predict_proba(automl.preprocess(_flaml_frame(H, cats)))[:, 1]
+    chosen = ", ".join(
+        f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+        for key, value in automl.best_config.items()
+    )
+    return proba, f"FLAML chose {automl.best_estimator}: {chosen}"
 
 
 PEER_FITS: dict[str, Peer] = {
@@ -199,7 +287,9 @@ PEER_FITS: dict[str, Peer] = {
     "hgb_isotonic": _hgb_isotonic,
     "logistic": _logistic,
     "catboost": _catboost,
+    "catboost_isotonic": _catboost_isotonic,
     "flaml": _flaml,
+    "flaml_isotonic": _flaml_isotonic,
 }
 
 
@@ -270,6 +360,8 @@ def run(args: argparse.Namespace) -> None:
                         ),
                     }
                 )
+            else:
+                _check_same_leadml(name, seed, scores(result.holdout_y, result.holdout_proba))
             preparer = result.pipeline.named_steps["prepare"]
             learn = _learn_rows(frame, result)
             X = preparer.transform(learn)
@@ -279,16 +371,31 @@ def run(args: argparse.Namespace) -> None:
             for peer in wanted:
                 started = time.perf_counter()
                 with threadpool_limits(limits=1):  # every peer on one thread, as leadml
-                    proba = np.asarray(PEER_FITS[peer](X, y, H, cats, seed, args), dtype=float)
+                    fitted = PEER_FITS[peer](X, y, H, cats, seed, args)
+                proba, detail = fitted if isinstance(fitted, tuple) else (fitted, "")
                 _append(
                     {
                         **common,
                         "model": peer,
-                        **scores(result.holdout_y, proba),
+                        **scores(result.holdout_y, np.asarray(proba, dtype=float)),
                         "fit_seconds": time.perf_counter() - started,
-                        "detail": "",
+                        "detail": detail,
                     }
                 )
+
+
+def _check_same_leadml(dataset: str, seed: int, retrained: dict[str, float]) -> None:
+    """New peer rows beside kept leadml rows are comparable only if leadml still gives the same
+    holdout (same split, columns and model): say so when it does not."""
+    table = pd.read_csv(RESULTS)
+    kept = table[(table.dataset == dataset) & (table.seed == seed) & (table.model == "leadml")]
+    stored, now = float(kept.roc_auc.iloc[0]), retrained["roc_auc"]
+    if abs(stored - now) > 1e-9:
+        print(
+            f"WARNING {dataset} seed {seed}: leadml now gives ROC AUC {now:.6f}, its kept row"
+            f" {stored:.6f}; rerun with --redo leadml to compare like with like",
+            flush=True,
+        )
 
 
 def _learn_rows(frame: pd.DataFrame, result: TrainResult) -> pd.DataFrame:
