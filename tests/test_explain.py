@@ -415,7 +415,7 @@ def test_the_compiled_treeshap_never_compiles_after_its_start(
     np.testing.assert_allclose(explainer._tree_contributions(X[3:4]), expected[3:4], atol=1e-9)
     assert len(contributions_kernel.signatures) == len(tabulate_kernel.signatures) == 1
     with pytest.raises(TypeError):  # other types are refused, not compiled
-        contributions_kernel(X.astype(np.float32), *[None] * 18)
+        contributions_kernel(X.astype(np.float32), *[None] * 23)
 
 
 def without_effects(reasons: dict[str, list[dict[str, Any]]]) -> Any:
