@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, Self
@@ -60,8 +60,6 @@ if TYPE_CHECKING:
 FloatMatrix = npt.NDArray[np.float64]
 Direction = Literal["raises", "lowers"]
 ExplainerKind = Literal["lightgbm", "logistic"]
-#: One reason before it is dressed: (field index, value as the lead has it, effect, text).
-ReasonParts = tuple[int, Any, float, str]
 
 #: Contributions smaller than this (in log-odds: the odds move by less than 5 %) are noise, not
 #: something to tell sales; a lead may then have fewer than `top` reasons on a side.
@@ -165,12 +163,18 @@ def _format_number(number: float) -> str:
     return f"{number:.3g}" if abs(number) < 1000 else f"{number:,.0f}"
 
 
+#: The roles as module names: looking a member up on the Enum class costs half a microsecond,
+#: and a reason asks up to three times.
+_BOOLEAN, _NUMERIC, _DATETIME = Role.BOOLEAN, Role.NUMERIC, Role.DATETIME
+
+
 def format_value(spec: ColumnSpec, value: Any, known: bool = True) -> str:
     """How a field's value reads in a sentence: "35 s", "yes", "Referral"."""
-    if spec.role is Role.BOOLEAN:
+    role = spec.role
+    if role is _BOOLEAN:
         answer = parse_boolean(value)
         return "yes" if answer == 1.0 else "no" if answer == 0.0 else str(value)
-    if spec.role is Role.NUMERIC:
+    if role is _NUMERIC:
         try:
             number = float(value)
         except (TypeError, ValueError):
@@ -178,7 +182,7 @@ def format_value(spec: ColumnSpec, value: Any, known: bool = True) -> str:
         _, unit = _split_unit(spec.name)
         text = _format_number(number)
         return f"{text} {unit}" if unit and unit != "%" else f"{text}{unit}"
-    if spec.role is Role.DATETIME:
+    if role is _DATETIME:
         if isinstance(value, datetime | date | pd.Timestamp):
             return pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
         return str(value)
@@ -186,12 +190,8 @@ def format_value(spec: ColumnSpec, value: Any, known: bool = True) -> str:
     return text if known else f"{text} (a rare value)"
 
 
-def _reason_text(spec: ColumnSpec, value: Any, missing: bool, known: bool, effect: float) -> str:
-    verb = "raises" if effect > 0 else "lowers"
-    label = field_label(spec.name)
-    if missing:
-        return f"{label} is missing {verb} the chance"
-    return f"{label} = {format_value(spec, value, known)} {verb} the chance"
+def _by_falling_effect(told: tuple[int, float]) -> float:
+    return -told[1]
 
 
 def _json_value(value: Any) -> Any:
@@ -283,20 +283,21 @@ class Explainer:
         #: For each prepared column, the index of its field in `fields`.
         self.column_fields = _prepared_fields(preparer)
         self._columns_to_fields = _sum_matrix(self.column_fields, len(self.fields))
-        self._field_widths = np.bincount(self.column_fields, minlength=len(self.fields))
         # Usually every field is one prepared column (no dates): then a lead's columns are its
         # fields, and summing them into fields would only cost time.
         self._column_per_field = self.column_fields == list(range(len(self.fields)))
-        #: (field, its (first) prepared column, how many categories it knows) per categorical.
-        self._category_columns = [
-            (owner, self.column_fields.index(owner), len(spec.categories))
+        self._labels = [field_label(name) for name in self.fields]
+        #: Per field, its prepared columns (a date has three).
+        self._field_columns = [
+            [c for c, owner in enumerate(self.column_fields) if owner == index]
+            for index in range(len(self.fields))
+        ]
+        #: Per categorical field: its prepared column and how many categories it knows.
+        self._category_column = {
+            owner: (self.column_fields.index(owner), len(spec.categories))
             for owner, spec in enumerate(self.specs)
             if spec.role is Role.CATEGORICAL and owner in self.column_fields
-        ]
-        # The same as index arrays: one comparison per lead finds every unknown category.
-        self._category_fields = np.array([f for f, _, _ in self._category_columns], dtype=np.intp)
-        self._category_codes = np.array([c for _, c, _ in self._category_columns], dtype=np.intp)
-        self._category_counts = np.array([n for _, _, n in self._category_columns], dtype=float)
+        }
         self.kind: ExplainerKind
         if isinstance(head, LGBMClassifier):
             self.kind = "lightgbm"
@@ -426,10 +427,10 @@ class Explainer:
         """Reasons for prepared leads; `value_of(row, field)` gives the value as the lead has it."""
         return [
             LeadReasons(
-                for_=[self._reason(part) for part in raising],
-                against=[self._reason(part) for part in lowering],
+                for_=[self._reason(self._told(lead, row, i, e, value_of)) for i, e in raising],
+                against=[self._reason(self._told(lead, row, i, e, value_of)) for i, e in lowering],
             )
-            for raising, lowering in self._reason_parts(matrix, value_of, top)
+            for row, lead, raising, lowering in self._strongest(matrix, top)
         ]
 
     def explain_matrix_dicts(
@@ -442,100 +443,80 @@ class Explainer:
         answers these on every score, and making them cost more than the TreeSHAP itself."""
         return [
             {
-                "for": [self._reason_dict(part) for part in raising],
-                "against": [self._reason_dict(part) for part in lowering],
+                "for": [self._reason_dict(self._told(lead, r, i, e, value_of)) for i, e in raising],
+                "against": [
+                    self._reason_dict(self._told(lead, r, i, e, value_of)) for i, e in lowering
+                ],
             }
-            for raising, lowering in self._reason_parts(matrix, value_of, top)
+            for r, lead, raising, lowering in self._strongest(matrix, top)
         ]
 
-    def _reason_parts(
-        self, matrix: npt.ArrayLike, value_of: Callable[[int, str], Any], top: int
-    ) -> list[tuple[list[ReasonParts], list[ReasonParts]]]:
-        """Per lead, its strongest reasons for and against, each as (field index, value,
-        effect, text)."""
+    def _strongest(
+        self, matrix: npt.ArrayLike, top: int
+    ) -> Iterator[tuple[int, list[float], list[tuple[int, float]], list[tuple[int, float]]]]:
+        """Per lead: its row, its prepared values, and its strongest (field index, effect) for
+        and against, at most `top` each, strongest first."""
         if top < 1:
             raise ValueError(f"top must be at least 1, got {top}")
         X = np.atleast_2d(np.asarray(matrix, dtype=float))
-        effects = self.contributions(X)
-        if self._column_per_field:
-            missing = np.isnan(X)
-        else:
-            missing = np.isnan(X) @ self._columns_to_fields == self._field_widths
         # Python lists from here: a lead has a handful of fields, and numpy's cost per element
-        # access is what a reason would otherwise spend most of its time on.
-        known = self._known_categories(X)
-        return [
-            self._lead_reason_parts(row, effects_row, missing_row, known_row, value_of, top)
-            for row, (effects_row, missing_row, known_row) in enumerate(
-                zip(effects.tolist(), missing.tolist(), known.tolist(), strict=True)
-            )
-        ]
+        # access (or per call, for one lead) is what a reason would otherwise spend most of its
+        # time on. Whether a field is missing or a category unknown is asked of the few fields
+        # told only.
+        for row, (effects, lead) in enumerate(
+            zip(self.contributions(X).tolist(), X.tolist(), strict=True)
+        ):
+            # The order a stable sort of all fields by falling effect gives (as argsort), found
+            # by sorting only the few fields strong enough to be told: ties keep the field order
+            # for, and the reverse field order against.
+            raising = [(i, effect) for i, effect in enumerate(effects) if effect > MIN_EFFECT]
+            raising.sort(key=_by_falling_effect)
+            lowering = [(i, effect) for i, effect in enumerate(effects) if effect < -MIN_EFFECT]
+            lowering.sort(key=_by_falling_effect)
+            yield row, lead, raising[:top], lowering[::-1][:top]
 
-    def _known_categories(self, X: FloatMatrix) -> npt.NDArray[np.bool_]:
-        """Per lead and field: False where a categorical field's value was not among the
-        categories learnt (its code is past them), True everywhere else."""
-        known = np.ones((len(X), len(self.fields)), dtype=bool)
-        if len(self._category_fields):
-            known[:, self._category_fields] = ~(X[:, self._category_codes] >= self._category_counts)
-        return known
-
-    def _lead_reason_parts(
+    def _told(
         self,
-        row: int,
-        effects: list[float],
-        missing: list[bool],
-        known: list[bool],
-        value_of: Callable[[int, str], Any],
-        top: int,
-    ) -> tuple[list[ReasonParts], list[ReasonParts]]:
-        # The order a stable sort of all fields by falling effect gives (as argsort), found by
-        # sorting only the few fields strong enough to be told: ties keep the field order for,
-        # and the reverse field order against.
-        raising = [i for i, effect in enumerate(effects) if effect > MIN_EFFECT]
-        raising.sort(key=lambda i: -effects[i])
-        lowering = [i for i, effect in enumerate(effects) if effect < -MIN_EFFECT]
-        lowering.sort(key=lambda i: -effects[i])
-        return (
-            [
-                self._parts(row, i, effects[i], missing[i], known[i], value_of)
-                for i in raising[:top]
-            ],
-            [
-                self._parts(row, i, effects[i], missing[i], known[i], value_of)
-                for i in lowering[::-1][:top]
-            ],
-        )
-
-    def _parts(
-        self,
+        lead: list[float],
         row: int,
         index: int,
         effect: float,
-        missing: bool,
-        known: bool,
         value_of: Callable[[int, str], Any],
-    ) -> ReasonParts:
+    ) -> tuple[str, Any, float, Direction, str]:
+        """A reason's field, value (None when missing), effect, direction and text (the order
+        of `Reason`'s fields)."""
         spec = self.specs[index]
-        value = None if missing else value_of(row, spec.name)
-        return index, value, effect, _reason_text(spec, value, missing, known or missing, effect)
+        if self._column_per_field:
+            missing = math.isnan(lead[index])
+        else:
+            missing = all(math.isnan(lead[c]) for c in self._field_columns[index])
+        direction: Direction = "raises" if effect > 0 else "lowers"
+        if missing:
+            return (
+                spec.name,
+                None,
+                effect,
+                direction,
+                f"{self._labels[index]} is missing {direction} the chance",
+            )
+        value = value_of(row, spec.name)
+        # A categorical field's value is unknown (rare) when its code is past the categories
+        # learnt.
+        category = self._category_column.get(index)
+        known = category is None or not lead[category[0]] >= category[1]
+        text = f"{self._labels[index]} = {format_value(spec, value, known)} {direction} the chance"
+        return spec.name, value, effect, direction, text
 
-    def _reason(self, parts: ReasonParts) -> Reason:
-        index, value, effect, text = parts
-        return Reason(
-            field=self.fields[index],
-            value=value,
-            effect=effect,
-            direction="raises" if effect > 0 else "lowers",
-            text=text,
-        )
+    def _reason(self, parts: tuple[str, Any, float, Direction, str]) -> Reason:
+        return Reason(*parts)
 
-    def _reason_dict(self, parts: ReasonParts) -> dict[str, Any]:
-        index, value, effect, text = parts
+    def _reason_dict(self, parts: tuple[str, Any, float, Direction, str]) -> dict[str, Any]:
+        name, value, effect, direction, text = parts
         return {
-            "field": self.fields[index],
+            "field": name,
             "value": _json_value(value),
             "effect": effect,
-            "direction": "raises" if effect > 0 else "lowers",
+            "direction": direction,
             "text": text,
         }
 
