@@ -186,3 +186,26 @@ def test_a_bug_is_one_line_and_exit_1_with_the_traceback_on_request(
     code, _, err = run_cli_streams(["demo-data", "-o", "leads.csv"], capsys)
     assert code == 1
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("leadml: error:")
+
+
+def test_the_cli_freezes_the_libraries_and_keeps_collecting() -> None:
+    """`import leadml.cli` imports its libraries with the collector off and freezes what they
+    leave (out of every full collection, at exit too); the collector is on again and still
+    frees the cycles a command leaves behind."""
+    code = (
+        "import gc, weakref, leadml.cli\n"
+        "assert gc.isenabled()\n"
+        "assert gc.get_freeze_count() > 100_000, gc.get_freeze_count()\n"
+        "class Node: pass\n"
+        "node = Node(); node.itself = node; gone = weakref.ref(node); del node\n"
+        "gc.collect()\n"
+        "assert gone() is None\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_cli_leaves_a_collector_switched_off_off() -> None:
+    code = "import gc\ngc.disable()\nimport leadml.cli\nassert not gc.isenabled()\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -24,6 +24,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # training, and two more at exit, when the interpreter shuts down (3 s after `train` printed its
 # last line, measured at load 5). They are imported with the collector off and then frozen, out
 # of its way; the collector keeps collecting what the command itself leaves.
+_COLLECTING = gc.isenabled()
 gc.disable()
 # ruff: noqa: E402 (imported after the collector is switched off, on purpose)
 import getpass
@@ -123,7 +124,8 @@ from leadml.tracking import rollback as rollback_champion
 from leadml.train import CROSS_VALIDATING, TrainConfig, check_training_input, train_model
 
 gc.freeze()
-gc.enable()
+if _COLLECTING:
+    gc.enable()
 # At exit, what is left is freed as the modules are torn down, without walking it first. What
 # must be written (MLflow's runs, the files, the databases) is written and closed before a
 # command returns; the collector finds only cycles, whose finalizers Python does not promise
