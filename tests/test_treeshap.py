@@ -59,7 +59,8 @@ def booster(zero_as_missing: bool, max_depth: int, seed: int = 0) -> lgb.Booster
 
 def probe_leads(seed: int) -> np.ndarray:
     """Leads as the explainer meets them: ordinary, missing everywhere, missing in part, exact
-    zeros, unseen and negative category codes, values on the far sides of every split."""
+    zeros, unseen, negative and fractional category codes, values on the far sides of every
+    split."""
     X, _ = synthetic_leads(300, seed + 100)
     X[:20] = np.nan
     X[20:40, [1, 4]] = np.nan
@@ -67,6 +68,9 @@ def probe_leads(seed: int) -> np.ndarray:
     X[60:80, 3] = 40.0  # a code past every category the trees saw
     X[80:90, 4] = -3.0
     X[90:100] *= 1e6
+    X[100:105, 3] = -0.5  # LightGBM casts to int first: code 0
+    X[105:110, 3] = 4.7  # code 4
+    X[110:115, 3] = np.inf
     return X
 
 

@@ -51,6 +51,8 @@ MAX_PATH_FEATURES = 8
 _MISSING = {"None": 0, "Zero": 1, "NaN": 2}
 #: The kind of a categorical split (beside the three missing-value types of a numerical one).
 _CATEGORICAL = 3
+#: A category code past every split's categories (and within int64 from a float).
+_PAST_EVERY_CATEGORY = 1 << 30
 #: LightGBM treats |x| <= this as zero for "Zero" missing handling (kZeroThreshold).
 _ZERO = 1e-35
 #: Leads per compiled call: bounds the kernel's field-major sums (fields x leads).
@@ -153,8 +155,15 @@ def _contributions(
         # decides below).
         number = np.empty(n_columns)
         missing = np.zeros((n_columns, 4), dtype=np.bool_)
+        # And its category code as LightGBM reads it (cast to int; a missing, negative or huge
+        # one goes right): past every split's categories, where each split's bits end in a
+        # False.
+        code = np.empty(n_columns, dtype=np.int64)
         for column in range(n_columns):
             value = lead[column]
+            code[column] = (
+                int(value) if -1.0 < value < _PAST_EVERY_CATEGORY else _PAST_EVERY_CATEGORY
+            )
             absent = np.isnan(value)
             value = 0.0 if absent else value
             number[column] = value
@@ -169,11 +178,8 @@ def _contributions(
                 ~absent & (number[column] <= threshold[node])
             )
         for node in categorical_splits:
-            # LightGBM casts to int first: a missing code becomes negative (on x86) and, like
-            # every negative code, goes right.
-            value = lead[feature[node]]
-            code = -1 if np.isnan(value) else int(value)
-            went_left[node] = 0 <= code < cat_length[node] and cat_bits[cat_start[node] + code]
+            at_most = min(code[feature[node]], cat_length[node])
+            went_left[node] = cat_bits[cat_start[node] + at_most]
         failed = np.zeros(n_splits + 1, dtype=np.int32)
         for node in range(n_splits):  # a parent comes before its children
             up = parent[node]
@@ -215,8 +221,8 @@ def _contributions(
         if how == _CATEGORICAL:
             start, length = cat_start[node], cat_length[node]
             for row in range(n_rows):
-                code = -1 if np.isnan(values[row]) else int(values[row])
-                lefts[row] = 0 <= code < length and cat_bits[start + code]
+                category = -1 if np.isnan(values[row]) else int(values[row])
+                lefts[row] = 0 <= category < length and cat_bits[start + category]
         else:
             cut, fallback = threshold[node], default_left[node]
             for row in range(n_rows):
@@ -408,7 +414,7 @@ class _Splits:
             bits[codes] = True
             self.cat_start.append(len(self.cat_bits))
             self.cat_length.append(len(bits))
-            self.cat_bits.extend(bits.tolist())
+            self.cat_bits.extend([*bits.tolist(), False])  # the False: every code past them
         else:
             self.cat_start.append(0)
             self.cat_length.append(0)
