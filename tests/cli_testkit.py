@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from leadml.cli import main
@@ -21,6 +23,14 @@ def run_cli_streams(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tupl
         raise SystemExit(0)
     captured = capsys.readouterr()
     return int(exit_.value.code or 0), captured.out, captured.err
+
+
+def free_port() -> int:
+    """A port nothing listens on now: tests of `leadml serve` must not depend on 8000 being free
+    (`make demo` serves there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def flat(text: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_testkit import assert_one_line_error, run_cli
+from cli_testkit import assert_one_line_error, free_port, run_cli
 
 
 @pytest.fixture()
@@ -144,11 +144,12 @@ def test_serve_refuses_to_start_open_or_without_a_model(
     monkeypatch.chdir(tmp_path)
     for name in ("LEADML_API_KEYS", "LEADML_ALLOW_ANONYMOUS", "LEADML_MODEL_URI"):
         monkeypatch.delenv(name, raising=False)
-    code, err = run_cli(["serve"], capsys)
+    port = str(free_port())
+    code, err = run_cli(["serve", "--port", port], capsys)
     assert_one_line_error(
         code, err, "no API keys are configured", "LEADML_ALLOW_ANONYMOUS", alone=False
     )
     monkeypatch.setenv("LEADML_ALLOW_ANONYMOUS", "true")
     monkeypatch.setenv("LEADML_MODEL_URI", str(tmp_path / "models" / "none"))
-    code, err = run_cli(["serve"], capsys)
+    code, err = run_cli(["serve", "--port", port], capsys)
     assert_one_line_error(code, err, "no model at", "LEADML_MODEL_URI", alone=False)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_testkit import run_cli_streams
+from fresh_python import assert_runs
 
 from conftest import TrainedModel, demo_config
 from leadml import cli, demo
@@ -207,11 +208,9 @@ def test_the_cli_freezes_the_libraries_and_keeps_collecting() -> None:
         "kept = [[n] for n in range(200_000)]\n"
         "assert not full, len(full)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_runs(code)
 
 
 def test_the_cli_leaves_a_collector_switched_off_off() -> None:
     code = "import gc\ngc.disable()\nimport leadml.cli\nassert not gc.isenabled()\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_runs(code)

@@ -18,7 +18,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from cli_testkit import run_cli_streams
+from cli_testkit import free_port, run_cli_streams
 
 from conftest import TrainedModel
 from leadml.store import Store
@@ -673,12 +673,6 @@ CASES = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def busy_socket() -> Iterator[socket.socket]:
     """A port something else listens on."""
@@ -752,8 +746,8 @@ def bad(
         "tampered": str(tampered),
         "tracking": trained.tracking_uri,
         "busy_port": str(busy_socket.getsockname()[1]),
-        "free_port": str(_free_port()),
-        "closed_port": str(_free_port()),
+        "free_port": str(free_port()),
+        "closed_port": str(free_port()),
     }
 
 

@@ -8,12 +8,11 @@ comment saying why. And the scorer, the policy book and the API never load matpl
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
 import pytest
+from fresh_python import assert_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(
@@ -89,8 +88,7 @@ def test_scoring_policy_and_the_api_do_not_load_matplotlib() -> None:
         "leadml.plots.plot_roc([0, 1], [0.2, 0.8])\n"
         "assert 'matplotlib' in sys.modules\n"  # the check above could fail
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_runs(code)
 
 
 def test_the_cli_starts_without_matplotlib_and_uvicorn() -> None:
@@ -101,14 +99,12 @@ def test_the_cli_starts_without_matplotlib_and_uvicorn() -> None:
         "loaded = sorted(m for m in ('matplotlib', 'uvicorn') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_runs(code)
 
 
 def test_serving_a_model_folder_does_not_load_mlflow() -> None:
     code = "import sys, api.main\nassert 'mlflow' not in sys.modules\n"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
+    assert_runs(code)
 
 
 def test_every_module_has_a_layer() -> None:
