@@ -112,13 +112,7 @@ class Reason:
     text: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "field": self.field,
-            "value": _json_value(self.value),
-            "effect": self.effect,
-            "direction": self.direction,
-            "text": self.text,
-        }
+        return _reason_dict(self.field, self.value, self.effect, self.direction, self.text)
 
 
 @dataclass(frozen=True)
@@ -192,6 +186,20 @@ def format_value(spec: ColumnSpec, value: Any, known: bool = True) -> str:
 
 def _by_falling_effect(told: tuple[int, float]) -> float:
     return -told[1]
+
+
+def _reason_dict(
+    name: str, value: Any, effect: float, direction: Direction, text: str
+) -> dict[str, Any]:
+    """A reason as the API answers it; the API's path builds it from the parts, without the
+    `Reason` in between."""
+    return {
+        "field": name,
+        "value": _json_value(value),
+        "effect": effect,
+        "direction": direction,
+        "text": text,
+    }
 
 
 def _json_value(value: Any) -> Any:
@@ -427,8 +435,8 @@ class Explainer:
         """Reasons for prepared leads; `value_of(row, field)` gives the value as the lead has it."""
         return [
             LeadReasons(
-                for_=[self._reason(self._told(lead, row, i, e, value_of)) for i, e in raising],
-                against=[self._reason(self._told(lead, row, i, e, value_of)) for i, e in lowering],
+                for_=[Reason(*self._told(lead, row, i, e, value_of)) for i, e in raising],
+                against=[Reason(*self._told(lead, row, i, e, value_of)) for i, e in lowering],
             )
             for row, lead, raising, lowering in self._strongest(matrix, top)
         ]
@@ -443,9 +451,9 @@ class Explainer:
         answers these on every score, and making them cost more than the TreeSHAP itself."""
         return [
             {
-                "for": [self._reason_dict(self._told(lead, r, i, e, value_of)) for i, e in raising],
+                "for": [_reason_dict(*self._told(lead, r, i, e, value_of)) for i, e in raising],
                 "against": [
-                    self._reason_dict(self._told(lead, r, i, e, value_of)) for i, e in lowering
+                    _reason_dict(*self._told(lead, r, i, e, value_of)) for i, e in lowering
                 ],
             }
             for r, lead, raising, lowering in self._strongest(matrix, top)
@@ -506,19 +514,6 @@ class Explainer:
         known = category is None or not lead[category[0]] >= category[1]
         text = f"{self._labels[index]} = {format_value(spec, value, known)} {direction} the chance"
         return spec.name, value, effect, direction, text
-
-    def _reason(self, parts: tuple[str, Any, float, Direction, str]) -> Reason:
-        return Reason(*parts)
-
-    def _reason_dict(self, parts: tuple[str, Any, float, Direction, str]) -> dict[str, Any]:
-        name, value, effect, direction, text = parts
-        return {
-            "field": name,
-            "value": _json_value(value),
-            "effect": effect,
-            "direction": direction,
-            "text": text,
-        }
 
     # -- the model's own grid of numeric values ------------------------------------------------
 
